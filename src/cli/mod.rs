@@ -1,0 +1,253 @@
+//! The `kpidb` command line: one subcommand per job, each a thin call into the library.
+
+mod print;
+mod repl;
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::ingest::{ingest, IngestRequest};
+use crate::model::{table_or_err, TABLES};
+use crate::sample::{self, SampleOptions};
+use crate::storage::{AsOf, Warehouse, WriteMode};
+use crate::{config, Engine, Error, Result};
+
+pub use print::OutputFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kpidb",
+    version,
+    about = "Budget-performance analytics: SQL over a Delta Lake warehouse"
+)]
+pub struct Cli {
+    /// Warehouse directory [default: the shipped sample warehouse]
+    #[arg(long, global = true, env = "KPIDB_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run SQL and print the result
+    Query(QueryArgs),
+    /// Interactive SQL shell (\dt tables, \d TABLE, \df functions, \timing, \q)
+    Repl(PinArgs),
+    /// Check a CSV, XLSX or Parquet file against every rule and load it in one commit
+    Ingest(IngestArgs),
+    /// List a table's versions with their time and operation
+    History {
+        /// Table name
+        table: String,
+    },
+    /// Print every table's current version, a pin that --as-of-version accepts
+    Snapshot,
+    /// Create an empty warehouse
+    Init {
+        /// Directory for the new warehouse
+        dir: PathBuf,
+    },
+    /// Generate the deterministic sample city warehouse
+    GenSample(GenSampleArgs),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct PinArgs {
+    /// Read the past: one version for every table (N), or table=N pairs (see `kpidb snapshot`)
+    #[arg(long, value_name = "N|TABLE=N,…", conflicts_with = "as_of")]
+    pub as_of_version: Option<String>,
+    /// Read every table as it was at this time (RFC 3339, 'YYYY-MM-DD HH:MM:SS' UTC, or a date)
+    #[arg(long, value_name = "TIMESTAMP")]
+    pub as_of: Option<String>,
+}
+
+impl PinArgs {
+    pub fn as_of(&self) -> Result<AsOf> {
+        match (&self.as_of_version, &self.as_of) {
+            (Some(v), _) => AsOf::parse_version(v),
+            (None, Some(ts)) => AsOf::parse_timestamp(ts),
+            (None, None) => Ok(AsOf::Latest),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// SQL to run; several statements may be separated by ';'
+    pub sql: Option<String>,
+    /// Read the SQL from a file ('-' for standard input)
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        conflicts_with = "sql"
+    )]
+    pub file: Option<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// Write the result to a file instead of standard output
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub pin: PinArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Table to load into
+    pub table: String,
+    /// CSV (UTF-8 or GBK), XLSX or Parquet file
+    pub file: PathBuf,
+    /// append adds rows; replace-year replaces the years present in the file
+    #[arg(long, value_enum, default_value_t = WriteMode::Append)]
+    pub mode: WriteMode,
+    /// XLSX sheet to read [default: the first]
+    #[arg(long)]
+    pub sheet: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenSampleArgs {
+    /// Directory for the new warehouse
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Random seed; the seed report's figures hold for every seed
+    #[arg(long, default_value_t = SampleOptions::default().seed)]
+    pub seed: u64,
+    /// Also write each table as CSV into this directory
+    #[arg(long, value_name = "DIR")]
+    pub csv: Option<PathBuf>,
+    /// First-level departments (scale: more departments, more dept_scores)
+    #[arg(long, default_value_t = SampleOptions::default().departments)]
+    pub departments: usize,
+    /// First year of whole-department evaluation (scale: more years)
+    #[arg(long, default_value_t = SampleOptions::default().first_year)]
+    pub first_year: i32,
+    /// Level-3 department indicators per item of the standard tree (scale: more indicators)
+    #[arg(long, default_value_t = SampleOptions::default().indicator_fanout)]
+    pub indicator_fanout: usize,
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let data = config::data_dir(cli.data);
+    match cli.command {
+        Command::Query(args) => query(&data, args).await,
+        Command::Repl(pin) => {
+            let engine = Engine::open_at(Warehouse::open(&data)?, pin.as_of()?).await?;
+            repl::run(engine).await
+        }
+        Command::Ingest(args) => {
+            let warehouse = Warehouse::open(&data)?;
+            let summary = ingest(
+                &warehouse,
+                IngestRequest {
+                    table: &args.table,
+                    file: &args.file,
+                    mode: args.mode,
+                    sheet: args.sheet.as_deref(),
+                    progress: std::io::stderr().is_terminal(),
+                },
+            )
+            .await?;
+            println!("{summary}");
+            Ok(())
+        }
+        Command::History { table } => {
+            let def = table_or_err(&table)?;
+            let warehouse = Warehouse::open(&data)?;
+            println!(
+                "{:>7}  {:<25}  {:<10}  details",
+                "version", "time (UTC)", "operation"
+            );
+            for commit in warehouse.history(def).await? {
+                let time = commit
+                    .timestamp
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+                    .unwrap_or_default();
+                println!(
+                    "{:>7}  {:<25}  {:<10}  {}",
+                    commit.version, time, commit.operation, commit.details
+                );
+            }
+            Ok(())
+        }
+        Command::Snapshot => {
+            let versions = Warehouse::open(&data)?.versions().await?;
+            println!("{}", AsOf::Versions(versions));
+            Ok(())
+        }
+        Command::Init { dir } => {
+            Warehouse::init(&dir).await?;
+            println!(
+                "created an empty warehouse at {} with tables {}",
+                dir.display(),
+                TABLES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
+            );
+            Ok(())
+        }
+        Command::GenSample(args) => {
+            let opts = SampleOptions {
+                seed: args.seed,
+                departments: args.departments,
+                first_year: args.first_year,
+                indicator_fanout: args.indicator_fanout,
+            };
+            if opts.first_year > sample::SEED_YEAR || opts.departments < 3 {
+                return Err(Error::usage(format!(
+                    "--first-year must be at most {} and --departments at least 3",
+                    sample::SEED_YEAR
+                )));
+            }
+            let counts = sample::write(&args.out, &opts, args.csv.as_deref()).await?;
+            for (table, rows) in counts {
+                println!("{table:<15} {rows:>10} rows");
+            }
+            println!("sample warehouse written to {}", args.out.display());
+            Ok(())
+        }
+    }
+}
+
+async fn query(data: &std::path::Path, args: QueryArgs) -> Result<()> {
+    let sql = match (&args.sql, &args.file) {
+        (Some(sql), _) => sql.clone(),
+        (None, Some(path)) if path.as_os_str() == "-" => read_stdin()?,
+        (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
+        (None, None) if !std::io::stdin().is_terminal() => read_stdin()?,
+        (None, None) => {
+            return Err(Error::usage(
+                "no SQL given: pass it as an argument, with -f FILE, or on standard input",
+            ))
+        }
+    };
+    let engine = Engine::open_at(Warehouse::open(data)?, args.pin.as_of()?).await?;
+    let statements = engine.parse(&sql)?;
+    if statements.is_empty() {
+        return Err(Error::usage("the SQL holds no statement"));
+    }
+    let mut out = print::Output::open(args.output.as_deref(), args.format)?;
+    let last = statements.len() - 1;
+    for (i, statement) in statements.into_iter().enumerate() {
+        let frame = engine.run(statement).await?;
+        let schema = frame.schema().inner().clone();
+        let batches = frame.collect().await?;
+        // A table shows every statement's rows; machine formats hold one result, the last.
+        if i == last || args.format == OutputFormat::Table {
+            out.write(schema, &batches)?;
+        }
+    }
+    out.finish()
+}
+
+fn read_stdin() -> Result<String> {
+    let mut sql = String::new();
+    std::io::stdin()
+        .read_to_string(&mut sql)
+        .map_err(|e| Error::io("standard input", e))?;
+    Ok(sql)
+}

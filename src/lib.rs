@@ -1,0 +1,27 @@
+//! kpidb: an embedded analytics engine for government budget-performance data
+//! (预算绩效管理), on Apache DataFusion with Delta Lake storage.
+//!
+//! Module map:
+//! - [`model`]: the tables of the data model, their Arrow types, keys and header aliases.
+//! - [`storage`]: the warehouse directory of Delta tables; commits, history, time travel.
+//! - [`engine`]: [`Engine`], the one place a DataFusion session is built.
+//! - [`ingest`]: CSV / XLSX / Parquet readers and the validation every load passes.
+//! - [`functions`]: kpidb's SQL functions, one file each.
+//! - [`sample`]: the deterministic sample city that reproduces the seed report.
+//! - [`cli`]: the `kpidb` command: query, repl, ingest, history, gen-sample.
+//! - [`config`]: where the warehouse is found.
+//! - [`error`]: [`Error`], split by who caused it.
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod functions;
+pub mod ingest;
+pub mod model;
+pub mod sample;
+pub mod storage;
+
+pub use engine::Engine;
+pub use error::{Error, Result};
+pub use storage::{AsOf, Warehouse, WriteMode};

@@ -1,0 +1,47 @@
+//! Header aliases: the Chinese column headers found in finance-bureau spreadsheets,
+//! mapped to the model's column names. README.md shows this same table.
+
+/// (alias, column). Matching ignores surrounding spaces and ASCII case.
+pub const HEADER_ALIASES: &[(&str, &str)] = &[
+    ("年度", "year"),
+    ("年份", "year"),
+    ("部门编码", "dept_code"),
+    ("单位编码", "dept_code"),
+    ("部门名称", "dept_name"),
+    ("单位名称", "dept_name"),
+    ("上级部门编码", "parent_code"),
+    ("行业", "sector"),
+    ("指标编码", "indicator_code"),
+    ("指标体系", "framework"),
+    ("一级指标", "level1"),
+    ("二级指标", "level2"),
+    ("三级指标", "level3"),
+    ("指标方向", "direction"),
+    ("得分", "score"),
+    ("分值", "max_score"),
+    ("总分", "total_score"),
+    ("项目编码", "project_code"),
+    ("项目名称", "project_name"),
+    ("预算类型", "budget_book"),
+    ("项目类型", "kind"),
+    ("预算金额", "budget_amount"),
+    ("是否设定绩效目标", "has_targets"),
+    ("绩效目标已审核", "targets_reviewed"),
+    ("绩效目标已公开", "targets_disclosed"),
+    ("申报金额", "requested_amount"),
+    ("送审金额", "requested_amount"),
+    ("审定金额", "approved_amount"),
+    ("评审结论", "conclusion"),
+    ("评价类型", "eval_kind"),
+    ("意见建议条数", "suggestions"),
+];
+
+/// The model column a header names, if any: either the column name itself or an alias.
+pub fn canonical_column(header: &str) -> String {
+    let trimmed = header.trim().trim_start_matches('\u{feff}').trim();
+    HEADER_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == trimmed)
+        .map(|(_, column)| column.to_string())
+        .unwrap_or_else(|| trimmed.to_ascii_lowercase())
+}

@@ -1,0 +1,254 @@
+//! The `kpidb` command as a user runs it: the shipped warehouse by default, every
+//! output format, SQL from a file or standard input, the REPL, and clear errors.
+
+mod common;
+
+use std::io::Write;
+use std::process::Stdio;
+
+use common::{kpidb, run, sample_copy, stderr, stdout};
+
+#[test]
+fn the_first_command_answers_from_the_shipped_warehouse() {
+    let out = kpidb()
+        .args([
+            "query",
+            "-f",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/queries/dept_ranking.sql"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("| rank | dept_code | dept_name"), "{text}");
+    assert!(text.contains("市"), "department names are shown: {text}");
+    assert!(text.contains("(62 rows)"), "{text}");
+}
+
+#[test]
+fn output_formats_and_files() {
+    let data = kpidb::config::shipped_sample();
+    let sql =
+        "SELECT dept_code, dept_name FROM departments WHERE dept_code IN ('101', '102') ORDER BY 1";
+    let csv = stdout(&run(&data, &["query", "--format", "csv", sql]));
+    assert_eq!(
+        csv,
+        "dept_code,dept_name\n101,市委办公室\n102,市人大常委会办公室\n"
+    );
+    let json = stdout(&run(&data, &["query", "--format", "json", sql]));
+    let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed[1]["dept_name"], "市人大常委会办公室");
+    let empty = stdout(&run(
+        &data,
+        &["query", "--format", "json", "SELECT 1 AS x WHERE false"],
+    ));
+    assert_eq!(empty.trim(), "[]");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.parquet");
+    let out = run(
+        &data,
+        &[
+            "query",
+            "--format",
+            "parquet",
+            "-o",
+            file.to_str().unwrap(),
+            sql,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::read(&file).unwrap().starts_with(b"PAR1"));
+
+    // Decimal money comes out exact.
+    let total = stdout(&run(
+        &data,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "SELECT sum(budget_amount) AS t FROM unit_budgets WHERE year = 2023",
+        ],
+    ));
+    assert_eq!(total, "t\n712900.00\n");
+}
+
+#[test]
+fn sql_from_a_file_and_from_standard_input() {
+    let data = kpidb::config::shipped_sample();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("q.sql");
+    std::fs::write(
+        &file,
+        "-- two statements\nSELECT 1 AS a;\nSELECT count(*) AS n FROM indicators;\n",
+    )
+    .unwrap();
+    let out = run(
+        &data,
+        &["query", "--format", "csv", "-f", file.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "n\n29\n");
+
+    let mut child = kpidb()
+        .args(["--data", data.to_str().unwrap(), "query", "--format", "csv"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT count(*) AS n FROM departments")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&out), "n\n417\n");
+}
+
+#[test]
+fn errors_are_one_clear_line_and_exit_non_zero() {
+    let data = kpidb::config::shipped_sample();
+    for (sql, expected) in [
+        ("SELEC 1", "SQL error"),
+        ("SELECT nope FROM departments", "planning error"),
+        (
+            "SELECT * FROM nowhere",
+            "table 'datafusion.public.nowhere' not found",
+        ),
+        (
+            "INSERT INTO departments VALUES ('1', 'x', NULL, NULL)",
+            "changed only by `kpidb ingest`",
+        ),
+        (
+            "COPY departments TO '/tmp/kpidb-copy-test.csv'",
+            "changed only by `kpidb ingest`",
+        ),
+    ] {
+        let out = run(&data, &["query", sql]);
+        assert!(!out.status.success(), "{sql} should fail");
+        let err = stderr(&out);
+        assert!(err.starts_with("error: "), "{sql}: {err}");
+        assert!(err.contains(expected), "{sql}: {err}");
+        assert!(!err.contains("panicked"), "{sql}: {err}");
+    }
+    assert!(!std::path::Path::new("/tmp/kpidb-copy-test.csv").exists());
+
+    let out = run(
+        std::path::Path::new("/nonexistent/warehouse"),
+        &["query", "SELECT 1"],
+    );
+    assert!(
+        stderr(&out).contains("warehouse /nonexistent/warehouse does not exist"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_repl_runs_statements_across_lines_and_survives_errors() {
+    let data = kpidb::config::shipped_sample();
+    let mut child = kpidb()
+        .args(["--data", data.to_str().unwrap(), "repl"])
+        .env("HOME", tempfile::tempdir().unwrap().path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT nope;\nSELECT count(*)\n  AS units FROM unit_budgets\n  WHERE year = 2023;\n\\timing\n\\dt\n\\d dept_scores\n\\df\n\\q\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("error: "),
+        "the bad statement is reported: {err}"
+    );
+    assert!(text.contains("| 417   |"), "{text}");
+    assert!(text.contains("Timing is on."), "{text}");
+    assert!(text.contains("exante_reviews"), "{text}");
+    assert!(text.contains("score                decimal(7,2)"), "{text}");
+}
+
+#[test]
+fn init_history_and_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("new");
+    let out = kpidb()
+        .args(["init", wh.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(common::scalar(&wh, "SELECT count(*) FROM dept_scores"), "0");
+    let snapshot = stdout(&run(&wh, &["snapshot"]));
+    assert_eq!(snapshot.trim(), "departments=0,dept_scores=0,evaluations=0,exante_reviews=0,indicators=0,project_scores=0,projects=0,unit_budgets=0");
+    let history = stdout(&run(&wh, &["history", "projects"]));
+    assert!(history.contains("mode=create"), "{history}");
+    // A second init on the same directory is refused.
+    let out = kpidb()
+        .args(["init", wh.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("already exists and is not empty"));
+}
+
+#[test]
+fn gen_sample_reproduces_the_shipped_csvs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wh, csv) = (dir.path().join("wh"), dir.path().join("csv"));
+    let out = kpidb()
+        .args([
+            "gen-sample",
+            "--out",
+            wh.to_str().unwrap(),
+            "--csv",
+            csv.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sample_data")
+        .join("csv");
+    for def in kpidb::model::TABLES {
+        let name = format!("{}.csv", def.name);
+        assert_eq!(
+            std::fs::read(csv.join(&name)).unwrap(),
+            std::fs::read(shipped.join(&name)).unwrap(),
+            "{name} differs from the shipped sample"
+        );
+    }
+}
+
+#[test]
+fn the_shipped_csvs_pass_every_ingest_rule() {
+    // Loading the sample's CSVs into an empty warehouse, in dependency order, runs
+    // every rule against every row, referential integrity included.
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    assert!(kpidb()
+        .args(["init", wh.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sample_data")
+        .join("csv");
+    for def in kpidb::model::TABLES {
+        let file = shipped.join(format!("{}.csv", def.name));
+        let out = run(&wh, &["ingest", def.name, file.to_str().unwrap()]);
+        assert!(out.status.success(), "{}: {}", def.name, stderr(&out));
+    }
+    let (_tmp, sample) = sample_copy();
+    let q = "SELECT count(*), sum(score) FROM dept_scores";
+    assert_eq!(
+        stdout(&run(&wh, &["query", "--format", "csv", q])),
+        stdout(&run(&sample, &["query", "--format", "csv", q]))
+    );
+}

@@ -1,0 +1,517 @@
+//! Ingest as a user runs it: every bad input gets a clear error naming the file, row,
+//! column, value and rule, and the table's version does not move; good input in every
+//! format lands in one commit.
+
+mod common;
+
+use std::path::Path;
+
+use common::{run, sample_copy, scalar, stderr, stdout, version};
+
+/// Ingests `content` written to `name` and returns the output; asserts the version of
+/// `table` is unchanged and the command failed, with every `expected` fragment in stderr.
+fn rejects(data: &Path, table: &str, name: &str, content: &[u8], expected: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, content).unwrap();
+    let before = version(data, table);
+    let out = run(data, &["ingest", table, file.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(
+        !out.status.success(),
+        "ingest of {name} should fail; stdout: {}",
+        stdout(&out)
+    );
+    for fragment in expected {
+        assert!(
+            err.contains(fragment),
+            "stderr of {name} lacks {fragment:?}:\n{err}"
+        );
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        version(data, table),
+        before,
+        "{table} version moved after a rejected ingest"
+    );
+}
+
+const SCORES_HEADER: &str = "year,dept_code,indicator_code,score,max_score\n";
+
+#[test]
+fn bad_inputs_are_refused_and_nothing_is_written() {
+    let (_tmp, data) = sample_copy();
+    let d = &data;
+    // Wrong column count in a row, and a missing required column.
+    rejects(
+        d,
+        "dept_scores",
+        "extra.csv",
+        format!("{SCORES_HEADER}2024,101,D1101,4.5,5,oops\n").as_bytes(),
+        &["extra.csv row 2", "6 fields but the header has 5"],
+    );
+    rejects(
+        d,
+        "dept_scores",
+        "missing.csv",
+        b"year,dept_code,indicator_code,max_score\n2024,101,D1101,5\n",
+        &[
+            "missing.csv row 1",
+            "column score",
+            "required column is missing",
+        ],
+    );
+    // Text in a numeric column.
+    rejects(
+        d,
+        "dept_scores",
+        "text.csv",
+        format!("{SCORES_HEADER}2024,101,D1101,good,5\n").as_bytes(),
+        &[
+            "text.csv row 2, column score, value \"good\"",
+            "must be a score, a number",
+        ],
+    );
+    // A score above its max, and a negative one.
+    rejects(
+        d,
+        "dept_scores",
+        "above.csv",
+        format!("{SCORES_HEADER}2024,101,D1101,5.5,5\n2024,101,D1102,-1,5\n").as_bytes(),
+        &[
+            "row 2, column score, value \"5.50\"",
+            "above its max_score 5.00",
+            "row 3, column score, value \"-1.00\"",
+            "must not be negative",
+        ],
+    );
+    // More than two decimals in money.
+    rejects(
+        d,
+        "unit_budgets",
+        "money.csv",
+        b"year,dept_code,budget_amount,has_targets,targets_reviewed\n2024,101,12.345,true,true\n",
+        &[
+            "row 2, column budget_amount, value \"12.345\"",
+            "at most two decimals",
+        ],
+    );
+    // Duplicate keys within the file, and against the stored rows.
+    rejects(
+        d,
+        "dept_scores",
+        "dup.csv",
+        format!("{SCORES_HEADER}2024,101,D1101,4,5\n2024,101,D1101,3,5\n").as_bytes(),
+        &[
+            "row 3",
+            "duplicate key (year, dept_code, indicator_code)",
+            "same key is on row 2",
+        ],
+    );
+    rejects(
+        d,
+        "dept_scores",
+        "stored.csv",
+        format!("{SCORES_HEADER}2023,101,D1101,4,5\n").as_bytes(),
+        &["row 2", "the warehouse already holds this row"],
+    );
+    // Unknown codes.
+    rejects(
+        d,
+        "dept_scores",
+        "codes.csv",
+        format!("{SCORES_HEADER}2024,999,D1101,4,5\n2024,101,X9,4,5\n2024,101,P1101,4,5\n")
+            .as_bytes(),
+        &[
+            "value \"999\": unknown dept_code",
+            "value \"X9\": unknown indicator_code",
+            "P1101\": indicator belongs to the project framework",
+        ],
+    );
+    rejects(
+        d,
+        "evaluations",
+        "project.csv",
+        b"year,project_code,eval_kind,total_score,suggestions\n2023,NOPE,self,80,1\n",
+        &["value \"NOPE\": unknown project_code"],
+    );
+    // An empty file, and one with only a header.
+    rejects(
+        d,
+        "dept_scores",
+        "empty.csv",
+        b"",
+        &["empty.csv: the file is empty"],
+    );
+    rejects(
+        d,
+        "dept_scores",
+        "header.csv",
+        SCORES_HEADER.as_bytes(),
+        &["header but no data rows"],
+    );
+    // A truncated file: the last row is cut short.
+    rejects(
+        d,
+        "dept_scores",
+        "cut.csv",
+        format!("{SCORES_HEADER}2024,101,D1101,4,5\n2024,101,D11").as_bytes(),
+        &["cut.csv row 3", "3 fields but the header has 5"],
+    );
+}
+
+#[test]
+fn unknown_table_and_missing_sheet_are_clear_errors() {
+    let (_tmp, data) = sample_copy();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("x.csv");
+    std::fs::write(&csv, SCORES_HEADER).unwrap();
+    let out = run(&data, &["ingest", "scores", csv.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unknown table 'scores'; the tables are: departments"),
+        "{}",
+        stderr(&out)
+    );
+
+    let xlsx = dir.path().join("scores.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    book.add_worksheet()
+        .set_name("得分")
+        .unwrap()
+        .write_row(0, 0, ["year"])
+        .unwrap();
+    book.save(&xlsx).unwrap();
+    let before = version(&data, "dept_scores");
+    let out = run(
+        &data,
+        &[
+            "ingest",
+            "dept_scores",
+            xlsx.to_str().unwrap(),
+            "--sheet",
+            "2024",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the workbook has no sheet '2024'; its sheets are: 得分"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(version(&data, "dept_scores"), before);
+}
+
+#[test]
+fn truncated_xlsx_and_parquet_are_refused() {
+    let (_tmp, data) = sample_copy();
+    let dir = tempfile::tempdir().unwrap();
+    // A real XLSX and a real Parquet file, cut in half.
+    let xlsx = dir.path().join("full.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet
+        .write_row(
+            0,
+            0,
+            ["year", "dept_code", "indicator_code", "score", "max_score"],
+        )
+        .unwrap();
+    sheet
+        .write_row(1, 0, ["2024", "101", "D1101", "4", "5"])
+        .unwrap();
+    book.save(&xlsx).unwrap();
+    let bytes = std::fs::read(&xlsx).unwrap();
+    rejects(
+        &data,
+        "dept_scores",
+        "cut.xlsx",
+        &bytes[..bytes.len() / 2],
+        &["cut.xlsx: not a readable XLSX workbook"],
+    );
+
+    let parquet = dir.path().join("scores.parquet");
+    let out = run(&data, &["query", "--format", "parquet", "-o", parquet.to_str().unwrap(),
+        "SELECT year + 1 AS year, dept_code, indicator_code, score, max_score FROM dept_scores WHERE year = 2023"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bytes = std::fs::read(&parquet).unwrap();
+    rejects(
+        &data,
+        "dept_scores",
+        "cut.parquet",
+        &bytes[..bytes.len() / 2],
+        &["cut.parquet: not a readable Parquet file"],
+    );
+
+    // The whole Parquet file loads.
+    let out = run(&data, &["ingest", "dept_scores", parquet.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("dept_scores: appended"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        scalar(&data, "SELECT count(*) FROM dept_scores WHERE year = 2024"),
+        scalar(&data, "SELECT count(*) FROM dept_scores WHERE year = 2023")
+    );
+}
+
+#[test]
+fn gbk_csv_with_chinese_headers_and_xlsx_load() {
+    let (_tmp, data) = sample_copy();
+    let dir = tempfile::tempdir().unwrap();
+    let text = "年度,部门编码,指标编码,得分,分值\r\n2024,101,D1101,4.5,5\r\n2024,101,D1102,3,5\r\n";
+    let (gbk, _, _) = encoding_rs::GBK.encode(text);
+    assert!(std::str::from_utf8(&gbk).is_err(), "the file really is GBK");
+    let file = dir.path().join("得分.csv");
+    std::fs::write(&file, &gbk).unwrap();
+    let before = version(&data, "dept_scores");
+    let out = run(&data, &["ingest", "dept_scores", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!(
+            "dept_scores: appended 2 rows for 2024; table is now at version {}",
+            before + 1
+        )
+    );
+    assert_eq!(
+        scalar(
+            &data,
+            "SELECT sum(score) FROM dept_scores WHERE year = 2024"
+        ),
+        "7.50"
+    );
+
+    // UTF-8 with a BOM, in a second sheet of an XLSX chosen by --sheet.
+    let bom = dir.path().join("bom.csv");
+    std::fs::write(
+        &bom,
+        "\u{feff}年度,部门编码,指标编码,得分,分值\n2024,102,D1101,5,5\n",
+    )
+    .unwrap();
+    let out = run(&data, &["ingest", "dept_scores", bom.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let xlsx = dir.path().join("scores.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    book.add_worksheet()
+        .set_name("说明")
+        .unwrap()
+        .write_string(0, 0, "见第二页")
+        .unwrap();
+    let sheet = book.add_worksheet().set_name("得分").unwrap();
+    sheet
+        .write_row(0, 0, ["年度", "部门编码", "指标编码", "得分", "分值"])
+        .unwrap();
+    sheet.write_number(1, 0, 2024).unwrap();
+    sheet.write_string(1, 1, "103").unwrap();
+    sheet.write_string(1, 2, "D1101").unwrap();
+    sheet.write_number(1, 3, 4.25).unwrap();
+    sheet.write_number(1, 4, 5).unwrap();
+    book.save(&xlsx).unwrap();
+    let out = run(
+        &data,
+        &[
+            "ingest",
+            "dept_scores",
+            xlsx.to_str().unwrap(),
+            "--sheet",
+            "得分",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        scalar(
+            &data,
+            "SELECT score FROM dept_scores WHERE year = 2024 AND dept_code = '103'"
+        ),
+        "4.25"
+    );
+    assert_eq!(version(&data, "dept_scores"), before + 3);
+}
+
+#[test]
+fn replace_year_swaps_a_year_in_one_commit_and_time_travel_reads_the_past() {
+    let (_tmp, data) = sample_copy();
+    let dir = tempfile::tempdir().unwrap();
+    let before = version(&data, "dept_scores");
+    let rows_2023 = scalar(&data, "SELECT count(*) FROM dept_scores WHERE year = 2023");
+    let rows_2022 = scalar(&data, "SELECT count(*) FROM dept_scores WHERE year = 2022");
+    let file = dir.path().join("rescored.csv");
+    std::fs::write(
+        &file,
+        format!("{SCORES_HEADER}2023,101,D1101,5,5\n2023,102,D1101,4,5\n"),
+    )
+    .unwrap();
+
+    // Appending a stored year is refused; replacing it works.
+    let out = run(&data, &["ingest", "dept_scores", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let out = run(
+        &data,
+        &[
+            "ingest",
+            "dept_scores",
+            file.to_str().unwrap(),
+            "--mode",
+            "replace-year",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("replaced year(s) with 2 rows for 2023"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(version(&data, "dept_scores"), before + 1);
+    assert_eq!(
+        scalar(&data, "SELECT count(*) FROM dept_scores WHERE year = 2023"),
+        "2"
+    );
+    assert_eq!(
+        scalar(&data, "SELECT count(*) FROM dept_scores WHERE year = 2022"),
+        rows_2022
+    );
+
+    // The past, by version (every table, or one table) and by timestamp.
+    let q = "SELECT count(*) FROM dept_scores WHERE year = 2023";
+    let at = |args: &[&str]| {
+        let mut all = vec!["query", "--format", "csv"];
+        all.extend_from_slice(args);
+        all.push(q);
+        let out = run(&data, &all);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).lines().nth(1).unwrap().to_string()
+    };
+    assert_eq!(at(&["--as-of-version", &before.to_string()]), rows_2023);
+    assert_eq!(
+        at(&["--as-of-version", &format!("dept_scores={before}")]),
+        rows_2023
+    );
+    assert_eq!(at(&[]), "2");
+    let history = stdout(&run(&data, &["history", "dept_scores"]));
+    assert!(history.contains("replace-year"), "{history}");
+    let created = history
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let time = history
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_string();
+    assert_eq!(at(&["--as-of", &format!("{created}T{time}Z")]), rows_2023);
+
+    // A version that does not exist is a clear error naming the table.
+    let out = run(&data, &["query", "--as-of-version", "99", q]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("table dept_scores has no version 99"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Replace-year on a table without years is refused.
+    let deps = dir.path().join("deps.csv");
+    std::fs::write(
+        &deps,
+        "dept_code,dept_name,parent_code,sector\n900,市新部门,,综合\n",
+    )
+    .unwrap();
+    let out = run(
+        &data,
+        &[
+            "ingest",
+            "departments",
+            deps.to_str().unwrap(),
+            "--mode",
+            "replace-year",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("replace-year needs a table with a year column"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_killed_ingest_leaves_the_previous_version_readable() {
+    let (_tmp, data) = sample_copy();
+    let dir = tempfile::tempdir().unwrap();
+    // A large valid file: every department and indicator for many new years.
+    let mut csv = String::from(SCORES_HEADER);
+    let depts = stdout(&run(
+        &data,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "SELECT DISTINCT dept_code FROM dept_scores ORDER BY 1",
+        ],
+    ));
+    let inds = stdout(&run(
+        &data,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "SELECT indicator_code FROM indicators WHERE framework = 'dept' ORDER BY 1",
+        ],
+    ));
+    for year in 2030..2100 {
+        for d in depts.lines().skip(1) {
+            for i in inds.lines().skip(1) {
+                csv.push_str(&format!("{year},{d},{i},3.5,5\n"));
+            }
+        }
+    }
+    let file = dir.path().join("big.csv");
+    std::fs::write(&file, csv).unwrap();
+    let before = version(&data, "dept_scores");
+    let count_before = scalar(&data, "SELECT count(*) FROM dept_scores");
+
+    let mut killed = 0;
+    for delay_ms in [150u64, 400, 800, 1500, 2500] {
+        let mut child = common::kpidb()
+            .arg("--data")
+            .arg(&data)
+            .args(["ingest", "dept_scores", file.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let finished = child.try_wait().unwrap().is_some();
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        if finished && status.success() {
+            break; // the ingest completed before the kill: nothing left to test
+        }
+        killed += 1;
+        assert_eq!(
+            version(&data, "dept_scores"),
+            before,
+            "a killed ingest moved the version"
+        );
+        assert_eq!(
+            scalar(&data, "SELECT count(*) FROM dept_scores"),
+            count_before
+        );
+    }
+    assert!(killed > 0, "no ingest was killed mid-way");
+    // The table still takes the same file afterwards.
+    let out = run(&data, &["ingest", "dept_scores", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(version(&data, "dept_scores"), before + 1);
+}

@@ -1,0 +1,82 @@
+//! Every file in `queries/` runs on the sample warehouse, and each seed figure
+//! (seed-facts.md F1–F15) comes out exactly.
+
+use std::path::PathBuf;
+
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use kpidb::{Engine, Warehouse};
+
+/// (file, expected rows as CSV-like text).
+const FIGURES: &[(&str, &str)] = &[
+    ("f01_exante_reviewed_2023.sql", "59"),
+    ("f02_exante_requested_2023.sql", "24053.22"),
+    ("f03_exante_approved_2023.sql", "14892.89"),
+    ("f04_exante_cut_2023.sql", "9160.33"),
+    ("f05_exante_cut_rate_2023.sql", "38.08"),
+    ("f06_exante_rejected_2023.sql", "4"),
+    ("f07_exante_returned_2023.sql", "1"),
+    ("f08_budget_units_2023.sql", "417"),
+    ("f09_budget_units_total_2023.sql", "712900.00"),
+    ("f10_target_coverage_2023.sql", "100.0,100.0"),
+    ("f11_finance_monitoring_2023.sql", "9,253300.00,34"),
+    ("f12_finance_evaluations_2023.sql", "16,9,7"),
+    ("f13_evaluation_grades_2023.sql", "优秀,2\n良好,13\n一般,1"),
+    ("f14_dept_evaluation_years.sql", "5,2019,2023"),
+    ("f15_evaluation_suggestions_2023.sql", "73"),
+];
+
+async fn answer(engine: &Engine, sql: &str) -> String {
+    let batches = engine
+        .query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{sql}"));
+    let options = FormatOptions::default().with_null("NULL");
+    let mut lines = Vec::new();
+    for batch in &batches {
+        let formatters: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
+        for i in 0..batch.num_rows() {
+            lines.push(
+                formatters
+                    .iter()
+                    .map(|f| f.value(i).to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
+    }
+    lines.join("\n")
+}
+
+#[tokio::test]
+async fn every_query_runs_and_every_seed_figure_is_exact() {
+    let engine = Engine::open(Warehouse::open(kpidb::config::shipped_sample()).unwrap())
+        .await
+        .unwrap();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
+    let mut checked = 0;
+    for file in &files {
+        let sql = std::fs::read_to_string(file).unwrap();
+        let name = file.file_name().unwrap().to_str().unwrap();
+        let got = answer(&engine, &sql).await;
+        assert!(!got.is_empty(), "{name} returned no rows");
+        if let Some((_, expected)) = FIGURES.iter().find(|(f, _)| *f == name) {
+            assert_eq!(got, *expected, "{name}");
+            checked += 1;
+        }
+    }
+    assert_eq!(
+        checked,
+        FIGURES.len(),
+        "every seed figure has its query in queries/"
+    );
+}
