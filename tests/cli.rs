@@ -111,7 +111,7 @@ fn errors_are_one_clear_line_and_exit_non_zero() {
     let data = kpidb::config::shipped_sample();
     for (sql, expected) in [
         ("SELEC 1", "SQL error"),
-        ("SELECT nope FROM departments", "planning error"),
+        ("SELECT nope FROM departments", "No field named nope"),
         (
             "SELECT * FROM nowhere",
             "table 'datafusion.public.nowhere' not found",

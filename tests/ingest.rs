@@ -449,7 +449,7 @@ fn replace_year_swaps_a_year_in_one_commit_and_time_travel_reads_the_past() {
 fn a_killed_ingest_leaves_the_previous_version_readable() {
     let (_tmp, data) = sample_copy();
     let dir = tempfile::tempdir().unwrap();
-    // A large valid file: every department and indicator for many new years.
+    // A large valid file: every department and indicator for every year the sample lacks.
     let mut csv = String::from(SCORES_HEADER);
     let depts = stdout(&run(
         &data,
@@ -469,20 +469,29 @@ fn a_killed_ingest_leaves_the_previous_version_readable() {
             "SELECT indicator_code FROM indicators WHERE framework = 'dept' ORDER BY 1",
         ],
     ));
-    for year in 2030..2100 {
+    let years: Vec<i32> = (1950..2019).chain(2024..2101).collect();
+    let mut rows = 0u64;
+    for year in &years {
         for d in depts.lines().skip(1) {
             for i in inds.lines().skip(1) {
                 csv.push_str(&format!("{year},{d},{i},3.5,5\n"));
+                rows += 1;
             }
         }
     }
     let file = dir.path().join("big.csv");
     std::fs::write(&file, csv).unwrap();
     let before = version(&data, "dept_scores");
-    let count_before = scalar(&data, "SELECT count(*) FROM dept_scores");
+    let count_before: u64 = scalar(&data, "SELECT count(*) FROM dept_scores")
+        .parse()
+        .unwrap();
 
-    let mut killed = 0;
-    for delay_ms in [150u64, 400, 800, 1500, 2500] {
+    // Kill (SIGKILL) at growing delays: reading, checking, writing, committing. After
+    // each kill the table is whole: at its previous version, or (if the commit landed
+    // just before the kill) at the next one with every row.
+    let mut killed_before_commit = 0;
+    let mut committed = false;
+    for delay_ms in [50u64, 150, 300, 500, 700, 900, 1200, 1600, 2000, 3000] {
         let mut child = common::kpidb()
             .arg("--data")
             .arg(&data)
@@ -492,26 +501,36 @@ fn a_killed_ingest_leaves_the_previous_version_readable() {
             .spawn()
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let finished = child.try_wait().unwrap().is_some();
-        child.kill().unwrap(); // SIGKILL
-        let status = child.wait().unwrap();
-        if finished && status.success() {
-            break; // the ingest completed before the kill: nothing left to test
+        child.kill().unwrap(); // SIGKILL; harmless if it already exited
+        child.wait().unwrap();
+        let count: u64 = scalar(&data, "SELECT count(*) FROM dept_scores")
+            .parse()
+            .unwrap();
+        match version(&data, "dept_scores") {
+            v if v == before => {
+                assert_eq!(count, count_before, "a killed ingest left rows behind");
+                killed_before_commit += 1;
+            }
+            v if v == before + 1 => {
+                assert_eq!(
+                    count,
+                    count_before + rows,
+                    "a commit landed without all its rows"
+                );
+                committed = true;
+                break;
+            }
+            v => panic!("unexpected version {v} after a killed ingest (was {before})"),
         }
-        killed += 1;
-        assert_eq!(
-            version(&data, "dept_scores"),
-            before,
-            "a killed ingest moved the version"
-        );
-        assert_eq!(
-            scalar(&data, "SELECT count(*) FROM dept_scores"),
-            count_before
-        );
     }
-    assert!(killed > 0, "no ingest was killed mid-way");
-    // The table still takes the same file afterwards.
-    let out = run(&data, &["ingest", "dept_scores", file.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(version(&data, "dept_scores"), before + 1);
+    assert!(
+        killed_before_commit > 0,
+        "no ingest was killed before its commit"
+    );
+    if !committed {
+        // The table still takes the same file afterwards.
+        let out = run(&data, &["ingest", "dept_scores", file.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(version(&data, "dept_scores"), before + 1);
+    }
 }

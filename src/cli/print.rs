@@ -87,9 +87,6 @@ impl Output {
                     writer.write(batch)?;
                 }
                 writer.finish()?;
-                if rows == 0 {
-                    write!(self.sink, "[]").map_err(|e| io(e, &self.target))?;
-                }
                 writeln!(self.sink).map_err(|e| io(e, &self.target))?;
             }
             OutputFormat::Parquet => {

@@ -101,7 +101,7 @@ pub async fn check_stored(
         }
     }
 
-    if let Some(i) = col("indicator_code") {
+    if let Some(i) = col("indicator_code").filter(|_| def.name != "indicators") {
         let framework = if def.name == "dept_scores" {
             "dept"
         } else {
