@@ -85,8 +85,7 @@ impl Engine {
 
     /// Splits `sql` into statements, so a script of several `;`-separated statements runs in order.
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
-        let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
-            .map_err(datafusion::error::DataFusionError::from)?;
+        let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?;
         Ok(statements.into_iter().collect())
     }
 

@@ -534,3 +534,63 @@ fn a_killed_ingest_leaves_the_previous_version_readable() {
         assert_eq!(version(&data, "dept_scores"), before + 1);
     }
 }
+
+#[test]
+fn chinese_values_and_exante_rules() {
+    let (_tmp, data) = sample_copy();
+    let dir = tempfile::tempdir().unwrap();
+    let projects = dir.path().join("projects.csv");
+    std::fs::write(
+        &projects,
+        "年度,项目编码,项目名称,部门编码,预算类型,项目类型,预算金额,是否设定绩效目标,绩效目标已公开\n\
+         2025,X1,智慧教育平台,123,一般公共预算,项目,\"1,200.00\",是,是\n\
+         2025,X2,就业补助,128,政府性基金预算,政策,300,是,否\n\
+         2025,X3,前期经费,101,一般公共预算,项目,0,否,否\n",
+    )
+    .unwrap();
+    let out = run(&data, &["ingest", "projects", projects.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // approved above requested; a rejection that approves money; a returned project with an amount.
+    rejects(&data, "exante_reviews", "bad_reviews.csv",
+        "年度,项目编码,申报金额,审定金额,评审结论\n2025,X1,1000,1200,部分支持\n2025,X2,300,10,不予支持\n2025,X3,50,50,退回\n".as_bytes(),
+        &["row 2, column approved_amount, value \"1200.00\": approved_amount is above requested_amount 1000.00",
+          "row 3, column approved_amount, value \"10.00\": a rejected project must have approved_amount 0",
+          "row 4, column approved_amount, value \"50.00\": a returned project is not reviewed"]);
+
+    let reviews = dir.path().join("reviews.csv");
+    std::fs::write(&reviews, "年度,项目编码,送审金额,审定金额,评审结论\n2025,X1,1500,1200,部分支持\n2025,X2,300,0,不予支持\n2025,X3,50,,退回\n").unwrap();
+    let out = run(
+        &data,
+        &["ingest", "exante_reviews", reviews.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let csv = stdout(&run(&data, &["query", "--format", "csv",
+        "SELECT conclusion, approved_amount FROM exante_reviews WHERE year = 2025 ORDER BY project_code"]));
+    assert_eq!(
+        csv,
+        "conclusion,approved_amount\npartial,1200.00\nreject,0.00\nreturned,\n"
+    );
+
+    // Replacing 2025's projects without X1 would orphan its review.
+    std::fs::write(&projects, "year,project_code,project_name,dept_code,budget_book,kind,budget_amount,has_targets,targets_disclosed\n2025,X2,就业补助,128,general,policy,300,true,false\n2025,X3,前期经费,101,general,project,0,false,false\n").unwrap();
+    rejects(
+        &data,
+        "projects",
+        "projects.csv",
+        &std::fs::read(&projects).unwrap(),
+        &[],
+    );
+    let out = run(
+        &data,
+        &[
+            "ingest",
+            "projects",
+            projects.to_str().unwrap(),
+            "--mode",
+            "replace-year",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("value \"X1\": replacing year 2025 would drop this project, which exante_reviews still refers to"), "{}", stderr(&out));
+}

@@ -15,7 +15,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use rust_decimal::Decimal;
 
 use super::raw::RawTable;
-use crate::model::{aliases::canonical_column, Kind, TableDef};
+use crate::model::aliases::{canonical_column, canonical_value};
+use crate::model::{Kind, TableDef};
 use crate::{Error, Result};
 
 /// How many problems a report prints; the rest are counted.
@@ -326,7 +327,10 @@ pub fn check_file(raw: &RawTable, def: &TableDef, progress: &dyn Fn(u64)) -> Res
             .iter()
             .zip(&positions)
             .map(|(column, position)| {
-                let text = position.map(|p| raw_row.cells[p].trim()).unwrap_or("");
+                let mut text = position.map(|p| raw_row.cells[p].trim()).unwrap_or("");
+                if column.allowed.is_some() {
+                    text = canonical_value(column.name, text);
+                }
                 match parse_cell(text, column.kind) {
                     Ok(Value::Null) if column.required => {
                         ok = false;

@@ -45,3 +45,38 @@ pub fn canonical_column(header: &str) -> String {
         .map(|(_, column)| column.to_string())
         .unwrap_or_else(|| trimmed.to_ascii_lowercase())
 }
+
+/// (column, alias, value): the Chinese words for the enumerated values.
+pub const VALUE_ALIASES: &[(&str, &str, &str)] = &[
+    ("framework", "部门整体", "dept"),
+    ("framework", "部门", "dept"),
+    ("framework", "项目", "project"),
+    ("direction", "正向", "higher"),
+    ("direction", "反向", "lower"),
+    ("budget_book", "一般公共预算", "general"),
+    ("budget_book", "政府性基金预算", "gov_fund"),
+    ("budget_book", "国有资本经营预算", "soe_capital"),
+    ("budget_book", "社会保险基金预算", "social_insurance"),
+    ("kind", "项目", "project"),
+    ("kind", "政策", "policy"),
+    ("conclusion", "支持", "support"),
+    ("conclusion", "予以支持", "support"),
+    ("conclusion", "部分支持", "partial"),
+    ("conclusion", "调减支持", "partial"),
+    ("conclusion", "不予支持", "reject"),
+    ("conclusion", "退回", "returned"),
+    ("eval_kind", "自评", "self"),
+    ("eval_kind", "绩效自评", "self"),
+    ("eval_kind", "绩效监控", "monitoring"),
+    ("eval_kind", "财政重点监控", "finance_monitoring"),
+    ("eval_kind", "财政重点评价", "finance_evaluation"),
+];
+
+/// The model value an enumerated cell names: the value itself or its Chinese word.
+pub fn canonical_value<'a>(column: &str, text: &'a str) -> &'a str {
+    VALUE_ALIASES
+        .iter()
+        .find(|(c, alias, _)| *c == column && *alias == text)
+        .map(|(_, _, value)| *value)
+        .unwrap_or(text)
+}
