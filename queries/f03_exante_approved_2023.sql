@@ -1,4 +1,2 @@
 -- F3: amount approved by the review, 万元.
-SELECT sum(approved_amount) AS approved_total
-FROM exante_reviews
-WHERE year = 2023 AND conclusion <> 'returned';
+SELECT approved_total FROM exante_summary(2023);

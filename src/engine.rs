@@ -12,6 +12,7 @@ use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
+use crate::functions::FunctionOptions;
 use crate::model::TABLES;
 use crate::storage::{AsOf, UnavailableTable, Warehouse};
 use crate::{Error, Result};
@@ -32,11 +33,20 @@ impl Engine {
 
     /// Opens the warehouse with every table pinned by `as_of`.
     pub async fn open_at(warehouse: Warehouse, as_of: AsOf) -> Result<Self> {
+        Self::open_with(warehouse, as_of, FunctionOptions::default()).await
+    }
+
+    /// Opens the warehouse pinned by `as_of`, with the functions configured by `options`.
+    pub async fn open_with(
+        warehouse: Warehouse,
+        as_of: AsOf,
+        options: FunctionOptions,
+    ) -> Result<Self> {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(num_cpus());
         let ctx = SessionContext::new_with_config(config);
-        crate::functions::register_all(&ctx);
+        crate::functions::register_all(&ctx, options);
 
         let mut versions = BTreeMap::new();
         for def in TABLES {

@@ -27,6 +27,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "KPIDB_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
 
+    /// Configuration file (kpidb.toml)
+    #[arg(long, global = true, env = "KPIDB_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -53,6 +57,12 @@ pub enum Command {
     },
     /// Generate the deterministic sample city warehouse
     GenSample(GenSampleArgs),
+    /// Describe kpidb's SQL functions
+    Functions {
+        /// Print FUNCTIONS.md
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 #[derive(Debug, Args, Default)]
@@ -135,11 +145,20 @@ pub struct GenSampleArgs {
 
 pub async fn run(cli: Cli) -> Result<()> {
     let data = config::data_dir(cli.data);
+    let options = config::Config::load(cli.config.as_deref())?.function_options();
     match cli.command {
-        Command::Query(args) => query(&data, args).await,
+        Command::Query(args) => query(&data, args, options).await,
         Command::Repl(pin) => {
-            let engine = Engine::open_at(Warehouse::open(&data)?, pin.as_of()?).await?;
+            let engine = Engine::open_with(Warehouse::open(&data)?, pin.as_of()?, options).await?;
             repl::run(engine).await
+        }
+        Command::Functions { markdown } => {
+            if markdown {
+                print!("{}", crate::functions::markdown());
+            } else {
+                repl::print_functions();
+            }
+            Ok(())
         }
         Command::Ingest(args) => {
             let warehouse = Warehouse::open(&data)?;
@@ -213,7 +232,11 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-async fn query(data: &std::path::Path, args: QueryArgs) -> Result<()> {
+async fn query(
+    data: &std::path::Path,
+    args: QueryArgs,
+    options: crate::functions::FunctionOptions,
+) -> Result<()> {
     let sql = match (&args.sql, &args.file) {
         (Some(sql), _) => sql.clone(),
         (None, Some(path)) if path.as_os_str() == "-" => read_stdin()?,
@@ -225,7 +248,7 @@ async fn query(data: &std::path::Path, args: QueryArgs) -> Result<()> {
             ))
         }
     };
-    let engine = Engine::open_at(Warehouse::open(data)?, args.pin.as_of()?).await?;
+    let engine = Engine::open_with(Warehouse::open(data)?, args.pin.as_of()?, options).await?;
     let statements = engine.parse(&sql)?;
     if statements.is_empty() {
         return Err(Error::usage("the SQL holds no statement"));

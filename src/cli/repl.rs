@@ -137,25 +137,7 @@ async fn command(engine: &Engine, line: &str, timing: &mut bool) -> Result<bool>
             }
         }
         ("\\d", None) => println!("usage: \\d TABLE"),
-        ("\\df", _) => {
-            let docs = crate::functions::documentation();
-            if docs.is_empty() {
-                println!("kpidb registers no functions of its own yet; every DataFusion function is available.");
-            }
-            for (name, doc) in docs {
-                println!(
-                    "{name}\n  {}\n  syntax:  {}",
-                    doc.description, doc.syntax_example
-                );
-                if let Some(example) = &doc.sql_example {
-                    println!(
-                        "  example: {}",
-                        example.trim().replace('\n', "\n           ")
-                    );
-                }
-                println!();
-            }
-        }
+        ("\\df", _) => print_functions(),
         (other, _) => println!("unknown command {other}; \\? lists the commands"),
     }
     Ok(false)
@@ -169,5 +151,22 @@ fn type_name(t: &DataType) -> String {
         DataType::Boolean => "boolean".into(),
         DataType::Decimal128(p, s) => format!("decimal({p},{s})"),
         other => other.to_string(),
+    }
+}
+
+/// `\df`: each kpidb function with its description, syntax and example.
+pub fn print_functions() {
+    for (name, kind, doc) in crate::functions::documentation() {
+        println!(
+            "{name} ({kind})\n  {}\n  syntax:  {}",
+            doc.description, doc.syntax_example
+        );
+        if let Some(example) = &doc.sql_example {
+            println!(
+                "  example: {}",
+                example.trim().replace('\n', "\n           ")
+            );
+        }
+        println!();
     }
 }

@@ -69,11 +69,11 @@ pub async fn ingest(warehouse: &Warehouse, request: IngestRequest<'_>) -> Result
 
     bar.set_length(raw.rows.len() as u64);
     bar.set_message("checking rows");
-    let rows = validate::check_file(&raw, def, &|n| bar.set_position(n))?;
+    let mut problems = Problems::new(&raw.path, def);
+    let rows = validate::check_file(&raw, def, &mut problems, &|n| bar.set_position(n))?;
 
     bar.set_message("checking against the warehouse");
     let engine = Engine::open(warehouse.clone()).await?;
-    let mut problems = Problems::new(&raw.path, def);
     stored::check_stored(&engine, def, &rows, request.mode, &mut problems).await?;
     problems.into_result()?;
 

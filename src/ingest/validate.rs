@@ -288,9 +288,15 @@ fn map_headers(raw: &RawTable, def: &TableDef, problems: &mut Problems) -> Vec<O
     positions
 }
 
-/// Types every cell and checks every rule one file can break by itself.
-pub fn check_file(raw: &RawTable, def: &TableDef, progress: &dyn Fn(u64)) -> Result<Rows> {
-    let mut problems = Problems::new(&raw.path, def);
+/// Types every cell and checks every rule one file can break by itself. Header
+/// problems end the check at once; row problems are collected in `problems` and the
+/// rows that typed cleanly are returned, so later checks can report theirs too.
+pub fn check_file(
+    raw: &RawTable,
+    def: &TableDef,
+    problems: &mut Problems,
+    progress: &dyn Fn(u64),
+) -> Result<Rows> {
     if raw.rows.is_empty() {
         problems.push(
             1,
@@ -299,9 +305,10 @@ pub fn check_file(raw: &RawTable, def: &TableDef, progress: &dyn Fn(u64)) -> Res
             "the file has a header but no data rows; there is nothing to ingest",
         );
     }
-    let positions = map_headers(raw, def, &mut problems);
+    let positions = map_headers(raw, def, problems);
     if !problems.is_empty() {
-        return problems.into_result().map(|()| Rows::default());
+        let header_problems = std::mem::replace(problems, Problems::new(&raw.path, def));
+        return header_problems.into_result().map(|()| Rows::default());
     }
     let mut rows = Rows::default();
     for (n, raw_row) in raw.rows.iter().enumerate() {
@@ -351,8 +358,7 @@ pub fn check_file(raw: &RawTable, def: &TableDef, progress: &dyn Fn(u64)) -> Res
         }
     }
     progress(raw.rows.len() as u64);
-    check_rows(def, &rows, &mut problems);
-    problems.into_result()?;
+    check_rows(def, &rows, problems);
     Ok(rows)
 }
 

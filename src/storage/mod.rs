@@ -239,13 +239,14 @@ impl Warehouse {
             .into_iter()
             .enumerate()
             .map(|(i, info)| {
-                let details = info
+                let mut details: Vec<String> = info
                     .info
                     .iter()
                     .filter(|(k, _)| k.starts_with("kpidb."))
                     .map(|(k, v)| format!("{}={}", k.trim_start_matches("kpidb."), plain(v)))
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                    .collect();
+                details.sort();
+                let details = details.join(" ");
                 Commit {
                     version: info
                         .info

@@ -1,0 +1,116 @@
+//! Numbers as kpidb's functions take them: exact decimals when every argument is a
+//! decimal or an integer (money and scores stay exact until the final division),
+//! floats otherwise. Shared by the rate functions and perf_grade.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type};
+use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
+use datafusion::logical_expr::ColumnarValue;
+
+/// Widest decimal precision, so coercion never overflows the stored values.
+const PRECISION: u8 = 38;
+
+pub fn is_numeric(t: &DataType) -> bool {
+    t.is_numeric() || matches!(t, DataType::Null)
+}
+
+/// The common type of numeric arguments: `Decimal128(38, max scale)` when all are
+/// decimals or integers, `Float64` when any is a float. `Err` names the function and
+/// its signature.
+pub fn coerce(name: &str, signature: &str, arg_types: &[DataType]) -> Result<DataType> {
+    if let Some(bad) = arg_types.iter().find(|t| !is_numeric(t)) {
+        return plan_err!("{name}: expected {signature}, but an argument is {bad}");
+    }
+    if arg_types.iter().any(|t| t.is_floating()) {
+        return Ok(DataType::Float64);
+    }
+    let scale = arg_types
+        .iter()
+        .map(|t| match t {
+            DataType::Decimal128(_, s) | DataType::Decimal256(_, s) => (*s).max(0),
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    if arg_types.iter().all(|t| matches!(t, DataType::Null)) {
+        return Ok(DataType::Float64);
+    }
+    Ok(DataType::Decimal128(PRECISION, scale))
+}
+
+/// Checks the argument count of a function with `min..=max` arguments.
+pub fn check_count(
+    name: &str,
+    signature: &str,
+    arg_types: &[DataType],
+    min: usize,
+    max: usize,
+) -> Result<()> {
+    if arg_types.len() < min || arg_types.len() > max {
+        return plan_err!(
+            "{name}: expected {signature}, but got {} argument{}",
+            arg_types.len(),
+            if arg_types.len() == 1 { "" } else { "s" }
+        );
+    }
+    Ok(())
+}
+
+/// Applies a rate of two numbers row by row. Decimals reach `exact` as integers at one
+/// scale; floats reach `float`. `None` gives NULL.
+pub fn binary_rate(
+    name: &str,
+    args: &[ColumnarValue],
+    exact: fn(i128, i128) -> Option<f64>,
+    float: fn(f64, f64) -> Option<f64>,
+) -> Result<ColumnarValue> {
+    let all_scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    let (a, b) = (&arrays[0], &arrays[1]);
+    let out: Float64Array = match (a.data_type(), b.data_type()) {
+        (DataType::Decimal128(_, sa), DataType::Decimal128(_, sb)) if sa == sb => {
+            let (a, b) = (
+                a.as_primitive::<Decimal128Type>(),
+                b.as_primitive::<Decimal128Type>(),
+            );
+            (0..a.len())
+                .map(|i| {
+                    if a.is_null(i) || b.is_null(i) {
+                        None
+                    } else {
+                        exact(a.value(i), b.value(i))
+                    }
+                })
+                .collect()
+        }
+        (DataType::Float64, DataType::Float64) => {
+            let (a, b) = (
+                a.as_primitive::<Float64Type>(),
+                b.as_primitive::<Float64Type>(),
+            );
+            (0..a.len())
+                .map(|i| {
+                    if a.is_null(i) || b.is_null(i) {
+                        None
+                    } else {
+                        float(a.value(i), b.value(i))
+                    }
+                })
+                .collect()
+        }
+        (x, y) => return exec_err!("{name}: arguments of types {x} and {y} were not coerced"),
+    };
+    let out: ArrayRef = Arc::new(out);
+    if all_scalar {
+        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
+    } else {
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+/// `a / b` as f64 for integers that are exact; the one rounding is the division.
+pub fn ratio(a: i128, b: i128) -> f64 {
+    a as f64 / b as f64
+}

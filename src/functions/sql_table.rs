@@ -1,0 +1,224 @@
+//! The machinery shared by kpidb's table functions: each is a fixed output schema and
+//! a SQL query over the warehouse tables, planned in the calling session and inlined
+//! into the query like a view. So a table function sees the same pinned versions as
+//! the query around it (time travel), new ingests as soon as the session does, and the
+//! partition pruning of its `WHERE year …` filters.
+
+use std::borrow::Cow;
+use std::fmt::Write;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::common::{internal_err, plan_err, Result, ScalarValue};
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::{col, Documentation, Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::physical_plan::ExecutionPlan;
+
+/// A table function's result: a logical plan over the session's tables that the
+/// planner inlines like a view, so outer filters and projections reach the scans.
+#[derive(Debug)]
+pub struct SqlTable {
+    schema: SchemaRef,
+    plan: LogicalPlan,
+}
+
+impl SqlTable {
+    /// Plans `sql` (whose columns are those of `schema`, in order; each is cast to its
+    /// declared type) in the calling session, ordered by `order_by`.
+    pub fn plan(
+        session: &dyn Session,
+        schema: SchemaRef,
+        sql: &str,
+        order_by: &str,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let Some(state) = session.as_any().downcast_ref::<SessionState>() else {
+            return internal_err!("kpidb table functions run in a DataFusion SessionState");
+        };
+        let columns: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|field| {
+                format!(
+                    "CAST(\"{0}\" AS {1}) AS \"{0}\"",
+                    field.name(),
+                    sql_type(field.data_type())
+                )
+            })
+            .collect();
+        // The optimizer drops an ORDER BY without LIMIT in a view; a limit no result
+        // reaches keeps the rows in the documented order for `SELECT * FROM f(…)`.
+        let sql = format!(
+            "SELECT {} FROM ({sql}) AS t ORDER BY {order_by} LIMIT {}",
+            columns.join(", "),
+            i64::MAX
+        );
+        // Resolving the session's registered tables completes without I/O, so the
+        // planning future is driven to completion here, where the trait is synchronous.
+        let plan = futures::executor::block_on(state.create_logical_plan(&sql))?;
+        Ok(Arc::new(SqlTable { schema, plan }))
+    }
+}
+
+fn sql_type(t: &DataType) -> String {
+    match t {
+        DataType::Int64 => "BIGINT".into(),
+        DataType::Int32 => "INT".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Utf8 | DataType::Utf8View => "VARCHAR".into(),
+        DataType::Decimal128(p, s) => format!("DECIMAL({p}, {s})"),
+        other => other.to_string(),
+    }
+}
+
+#[async_trait]
+impl TableProvider for SqlTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    fn get_logical_plan(&self) -> Option<Cow<'_, LogicalPlan>> {
+        Some(Cow::Borrowed(&self.plan))
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        // Reached only when the plan was not inlined; plan it like a view.
+        let mut plan = LogicalPlanBuilder::from(self.plan.clone());
+        if let Some(filter) = filters.iter().cloned().reduce(|a, b| a.and(b)) {
+            plan = plan.filter(filter)?;
+        }
+        if let Some(projection) = projection {
+            let columns = projection.iter().map(|&i| col(self.schema.field(i).name()));
+            plan = plan.project(columns)?;
+        }
+        let plan = plan.limit(0, limit)?.build()?;
+        state.create_physical_plan(&plan).await
+    }
+}
+
+/// Builds a schema from (name, type, nullable) triples.
+pub fn schema(columns: &[(&str, DataType, bool)]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(n, t, nullable)| Field::new(*n, t.clone(), *nullable))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The text type table functions return, the one the warehouse's text columns have.
+pub const TEXT: DataType = DataType::Utf8View;
+
+/// Reads constant arguments, with errors that name the function and its signature.
+pub struct Args<'a> {
+    name: &'static str,
+    signature: &'static str,
+    exprs: &'a [Expr],
+}
+
+impl<'a> Args<'a> {
+    pub fn new(
+        name: &'static str,
+        signature: &'static str,
+        exprs: &'a [Expr],
+        min: usize,
+        max: usize,
+    ) -> Result<Self> {
+        if exprs.len() < min || exprs.len() > max {
+            return plan_err!(
+                "{name}: expected {signature}, but got {} argument{}",
+                exprs.len(),
+                if exprs.len() == 1 { "" } else { "s" }
+            );
+        }
+        Ok(Args {
+            name,
+            signature,
+            exprs,
+        })
+    }
+
+    fn literal(&self, i: usize) -> Option<&ScalarValue> {
+        match self.exprs.get(i)? {
+            Expr::Literal(value, _) => Some(value),
+            Expr::Cast(cast) => match cast.expr.as_ref() {
+                Expr::Literal(value, _) => Some(value),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// A constant integer argument.
+    pub fn int(&self, i: usize, what: &str) -> Result<i64> {
+        match self.literal(i).map(|v| v.cast_to(&DataType::Int64)) {
+            Some(Ok(ScalarValue::Int64(Some(v)))) => Ok(v),
+            _ => plan_err!(
+                "{}: expected {}; {what} must be a constant integer, got {}",
+                self.name,
+                self.signature,
+                self.exprs[i]
+            ),
+        }
+    }
+
+    /// A constant text argument, if given.
+    pub fn text(&self, i: usize, what: &str) -> Result<Option<String>> {
+        if i >= self.exprs.len() {
+            return Ok(None);
+        }
+        match self.literal(i) {
+            Some(
+                ScalarValue::Utf8(Some(s))
+                | ScalarValue::Utf8View(Some(s))
+                | ScalarValue::LargeUtf8(Some(s)),
+            ) => Ok(Some(s.clone())),
+            _ => plan_err!(
+                "{}: expected {}; {what} must be a constant text, got {}",
+                self.name,
+                self.signature,
+                self.exprs[i]
+            ),
+        }
+    }
+}
+
+/// A table function's documentation with its output columns listed.
+pub fn document(
+    description: &str,
+    signature: &str,
+    columns: &SchemaRef,
+    example: &str,
+    arguments: &[(&str, &str)],
+) -> Documentation {
+    let mut text = format!("{description} Output columns:");
+    for field in columns.fields() {
+        let _ = write!(
+            text,
+            " {} ({}),",
+            field.name(),
+            sql_type(field.data_type()).to_lowercase()
+        );
+    }
+    text.pop();
+    text.push('.');
+    let mut builder =
+        Documentation::builder(Default::default(), text, signature).with_sql_example(example);
+    for (name, description) in arguments {
+        builder = builder.with_argument(*name, *description);
+    }
+    builder.build()
+}
