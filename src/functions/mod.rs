@@ -37,7 +37,8 @@ pub struct FunctionOptions {
     pub grade_scheme: GradeScheme,
 }
 
-fn scalars(options: FunctionOptions) -> Vec<ScalarUDF> {
+/// kpidb's scalar functions (public for benches and embedders).
+pub fn scalars(options: FunctionOptions) -> Vec<ScalarUDF> {
     vec![
         ScalarUDF::from(perf_grade::PerfGrade::new(options.grade_scheme)),
         ScalarUDF::from(score_rate::ScoreRate::new()),
