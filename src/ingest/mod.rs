@@ -131,7 +131,7 @@ fn progress_bar(enabled: bool) -> ProgressBar {
     }
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} rows ({per_sec})")
+        ProgressStyle::with_template("{msg} [{bar:30}] {human_pos}/{human_len} rows, {elapsed}")
             .expect("valid template")
             .progress_chars("=> "),
     );
