@@ -71,7 +71,7 @@ pub struct PinArgs {
     #[arg(long, value_name = "N|TABLE=N,…", conflicts_with = "as_of")]
     pub as_of_version: Option<String>,
     /// Read every table as it was at this time (RFC 3339, 'YYYY-MM-DD HH:MM:SS' UTC, or a date)
-    #[arg(long, value_name = "TIMESTAMP")]
+    #[arg(long, alias = "as-of-timestamp", value_name = "TIMESTAMP")]
     pub as_of: Option<String>,
 }
 
