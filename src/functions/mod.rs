@@ -41,9 +41,9 @@ pub struct FunctionOptions {
 pub fn scalars(options: FunctionOptions) -> Vec<ScalarUDF> {
     vec![
         ScalarUDF::from(perf_grade::PerfGrade::new(options.grade_scheme)),
-        ScalarUDF::from(score_rate::ScoreRate::new()),
-        ScalarUDF::from(cut_rate::CutRate::new()),
-        ScalarUDF::from(yoy_pct::YoyPct::new()),
+        score_rate::udf(),
+        cut_rate::udf(),
+        yoy_pct::udf(),
     ]
 }
 

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type};
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
-use datafusion::logical_expr::ColumnarValue;
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 
 /// Widest decimal precision, so coercion never overflows the stored values.
 const PRECISION: u8 = 38;
@@ -113,4 +115,77 @@ pub fn binary_rate(
 /// `a / b` as f64 for integers that are exact; the one rounding is the division.
 pub fn ratio(a: i128, b: i128) -> f64 {
     a as f64 / b as f64
+}
+
+/// A rate of two numbers, returned as a double: the shape score_rate, cut_rate and
+/// yoy_pct share. Each function's file supplies its name, formula and documentation.
+#[derive(Debug)]
+pub struct Rate {
+    pub name: &'static str,
+    pub signature_text: &'static str,
+    pub exact: fn(i128, i128) -> Option<f64>,
+    pub float: fn(f64, f64) -> Option<f64>,
+    pub doc: &'static std::sync::LazyLock<Documentation>,
+    signature: Signature,
+}
+
+impl Rate {
+    pub fn new(
+        name: &'static str,
+        signature_text: &'static str,
+        exact: fn(i128, i128) -> Option<f64>,
+        float: fn(f64, f64) -> Option<f64>,
+        doc: &'static std::sync::LazyLock<Documentation>,
+    ) -> Self {
+        Rate {
+            name,
+            signature_text,
+            exact,
+            float,
+            doc,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+// Functions are identified by name: two rates with one name are the same function.
+impl PartialEq for Rate {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Rate {}
+
+impl std::hash::Hash for Rate {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
+}
+
+impl ScalarUDFImpl for Rate {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Float64)
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        check_count(self.name, self.signature_text, arg_types, 2, 2)?;
+        Ok(vec![coerce(self.name, self.signature_text, arg_types)?; 2])
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        binary_rate(self.name, &args.args, self.exact, self.float)
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(self.doc)
+    }
 }
