@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
-use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type};
+use datafusion::arrow::array::{ArrayRef, AsArray, Float64Array, PrimitiveArray};
+use datafusion::arrow::datatypes::{ArrowPrimitiveType, DataType, Decimal128Type, Float64Type};
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
@@ -72,39 +72,32 @@ pub fn binary_rate(
     let arrays = ColumnarValue::values_to_arrays(args)?;
     let (a, b) = (&arrays[0], &arrays[1]);
     let out: Float64Array = match (a.data_type(), b.data_type()) {
-        (DataType::Decimal128(_, sa), DataType::Decimal128(_, sb)) if sa == sb => {
-            let (a, b) = (
-                a.as_primitive::<Decimal128Type>(),
-                b.as_primitive::<Decimal128Type>(),
-            );
-            (0..a.len())
-                .map(|i| {
-                    if a.is_null(i) || b.is_null(i) {
-                        None
-                    } else {
-                        exact(a.value(i), b.value(i))
-                    }
-                })
-                .collect()
-        }
-        (DataType::Float64, DataType::Float64) => {
-            let (a, b) = (
-                a.as_primitive::<Float64Type>(),
-                b.as_primitive::<Float64Type>(),
-            );
-            (0..a.len())
-                .map(|i| {
-                    if a.is_null(i) || b.is_null(i) {
-                        None
-                    } else {
-                        float(a.value(i), b.value(i))
-                    }
-                })
-                .collect()
-        }
+        (DataType::Decimal128(_, sa), DataType::Decimal128(_, sb)) if sa == sb => zip_rate(
+            a.as_primitive::<Decimal128Type>(),
+            b.as_primitive::<Decimal128Type>(),
+            exact,
+        ),
+        (DataType::Float64, DataType::Float64) => zip_rate(
+            a.as_primitive::<Float64Type>(),
+            b.as_primitive::<Float64Type>(),
+            float,
+        ),
         (x, y) => return exec_err!("{name}: arguments of types {x} and {y} were not coerced"),
     };
-    let out: ArrayRef = Arc::new(out);
+    columnar(Arc::new(out), all_scalar)
+}
+
+/// `f` over two arrays row by row; NULL where either input is NULL.
+fn zip_rate<T: ArrowPrimitiveType>(
+    a: &PrimitiveArray<T>,
+    b: &PrimitiveArray<T>,
+    f: fn(T::Native, T::Native) -> Option<f64>,
+) -> Float64Array {
+    a.iter().zip(b.iter()).map(|(a, b)| f(a?, b?)).collect()
+}
+
+/// A function's result: one value when every argument was a constant, else an array.
+pub fn columnar(out: ArrayRef, all_scalar: bool) -> Result<ColumnarValue> {
     if all_scalar {
         Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
     } else {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use datafusion::arrow::array::{Array, AsArray, StringArray};
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, DecimalType, Float64Type};
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
 use datafusion::logical_expr::{
@@ -12,7 +12,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use super::numeric::{check_count, coerce, is_numeric};
+use super::numeric::{check_count, coerce, columnar, is_numeric};
 
 const SIGNATURE: &str = "perf_grade(score NUMERIC [, scheme TEXT]) -> TEXT";
 
@@ -193,12 +193,7 @@ impl ScalarUDFImpl for PerfGrade {
             }
             other => return exec_err!("perf_grade: score of type {other} was not coerced"),
         }
-        let out: ArrayRef = Arc::new(StringArray::from(out));
-        if all_scalar {
-            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
-        } else {
-            Ok(ColumnarValue::Array(out))
-        }
+        columnar(Arc::new(StringArray::from(out)), all_scalar)
     }
 
     fn documentation(&self) -> Option<&Documentation> {
