@@ -11,18 +11,17 @@ pub fn shipped_sample() -> PathBuf {
         .join("warehouse")
 }
 
-/// The warehouse directory to use, given the `--data` flag (clap fills it from
-/// `KPIDB_DATA` when the flag is absent).
-pub fn data_dir(flag: Option<PathBuf>) -> PathBuf {
-    flag.unwrap_or_else(shipped_sample)
-}
-
 /// The configuration file. Unknown keys are errors, so a typo never passes silently.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The warehouse directory (relative to this file); `--data` / KPIDB_DATA win.
+    pub data: Option<PathBuf>,
     #[serde(default)]
     pub functions: FunctionsConfig,
+    /// `kpidb serve` settings.
+    #[serde(default)]
+    pub server: crate::server::ServerConfig,
 }
 
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -42,6 +41,21 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
         toml::from_str(&text)
             .map_err(|e| crate::Error::input(path.display(), format!("bad configuration: {e}")))
+    }
+
+    /// The warehouse: the `--data` flag (or KPIDB_DATA), else this file's `data`,
+    /// else the shipped sample.
+    pub fn data_dir(&self, flag: Option<PathBuf>, file: Option<&std::path::Path>) -> PathBuf {
+        if let Some(flag) = flag {
+            return flag;
+        }
+        match &self.data {
+            Some(data) => file
+                .and_then(|f| f.parent())
+                .map(|dir| dir.join(data))
+                .unwrap_or_else(|| data.clone()),
+            None => shipped_sample(),
+        }
     }
 
     pub fn function_options(&self) -> crate::functions::FunctionOptions {

@@ -8,21 +8,22 @@ use std::sync::Arc;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::{SQLOptions, SessionContext};
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use crate::functions::FunctionOptions;
-use crate::model::TABLES;
-use crate::storage::{AsOf, UnavailableTable, Warehouse};
+use crate::model::{TableDef, TABLES};
+use crate::storage::{AsOf, LiveTable, Snapshot, UnavailableTable, Warehouse};
 use crate::{Error, Result};
 
 pub struct Engine {
     ctx: SessionContext,
     warehouse: Warehouse,
     as_of: AsOf,
-    /// The Delta version each table is read at; `None` when the pin cannot be met.
-    versions: BTreeMap<String, Option<u64>>,
+    /// Every warehouse table as registered in the session, by name.
+    tables: BTreeMap<String, Arc<LiveTable>>,
 }
 
 impl Engine {
@@ -42,38 +43,91 @@ impl Engine {
         as_of: AsOf,
         options: FunctionOptions,
     ) -> Result<Self> {
-        let config = SessionConfig::new()
+        let state = SessionStateBuilder::new()
+            .with_config(Self::session_config())
+            .with_default_features()
+            .build();
+        Self::open_in(warehouse, as_of, options, state).await
+    }
+
+    /// The session settings every kpidb session starts from.
+    pub fn session_config() -> SessionConfig {
+        SessionConfig::new()
             .with_information_schema(true)
-            .with_target_partitions(num_cpus());
-        let ctx = SessionContext::new_with_config(config);
+            .with_target_partitions(num_cpus())
+    }
+
+    /// Opens the warehouse into a session state the caller built (a server adds
+    /// limits and leaves out file access); kpidb's tables and functions are added.
+    pub async fn open_in(
+        warehouse: Warehouse,
+        as_of: AsOf,
+        options: FunctionOptions,
+        state: SessionState,
+    ) -> Result<Self> {
+        let ctx = SessionContext::new_with_state(state);
         crate::functions::register_all(&ctx, options);
 
-        let mut versions = BTreeMap::new();
+        let mut tables = BTreeMap::new();
         for def in TABLES {
-            match warehouse.load(def, &as_of).await? {
-                Ok(table) => {
-                    versions.insert(def.name.to_string(), table.version());
-                    table
-                        .update_datafusion_session(&ctx.state())
-                        .map_err(Error::from)?;
-                    let provider = table.table_provider().await?;
-                    ctx.register_table(def.name, provider)?;
-                }
-                Err(reason) => {
-                    versions.insert(def.name.to_string(), None);
-                    ctx.register_table(
-                        def.name,
-                        Arc::new(UnavailableTable::new(def.schema(), reason)),
-                    )?;
-                }
-            }
+            let table = Arc::new(LiveTable::new(
+                Self::snapshot(&ctx, &warehouse, def, &as_of).await?,
+            ));
+            ctx.register_table(def.name, table.clone())?;
+            tables.insert(def.name.to_string(), table);
         }
         Ok(Engine {
             ctx,
             warehouse,
             as_of,
-            versions,
+            tables,
         })
+    }
+
+    async fn snapshot(
+        ctx: &SessionContext,
+        warehouse: &Warehouse,
+        def: &TableDef,
+        as_of: &AsOf,
+    ) -> Result<Snapshot> {
+        Ok(match warehouse.load(def, as_of).await? {
+            Ok(table) => {
+                table
+                    .update_datafusion_session(&ctx.state())
+                    .map_err(Error::from)?;
+                Snapshot {
+                    version: table.version(),
+                    provider: table.table_provider().await?,
+                }
+            }
+            Err(reason) => Snapshot {
+                version: None,
+                provider: Arc::new(UnavailableTable::new(def.schema(), reason)),
+            },
+        })
+    }
+
+    /// For an engine reading the latest versions: picks up the commits made since it
+    /// opened (or last refreshed), table by table. Returns the tables that changed,
+    /// with their new versions. A pinned engine never changes.
+    pub async fn refresh(&self) -> Result<Vec<(String, u64)>> {
+        if self.as_of != AsOf::Latest {
+            return Ok(Vec::new());
+        }
+        let mut changed = Vec::new();
+        for def in TABLES {
+            let table = &self.tables[def.name];
+            let latest = self.warehouse.latest(def).await?;
+            if latest.version().is_some() && latest.version() != table.version() {
+                let snapshot =
+                    Self::snapshot(&self.ctx, &self.warehouse, def, &AsOf::Latest).await?;
+                if let Some(version) = snapshot.version {
+                    changed.push((def.name.to_string(), version));
+                }
+                table.replace(snapshot);
+            }
+        }
+        Ok(changed)
     }
 
     pub fn context(&self) -> &SessionContext {
@@ -88,9 +142,12 @@ impl Engine {
         &self.as_of
     }
 
-    /// The Delta version each table is read at (`None`: not readable at the pin).
-    pub fn versions(&self) -> &BTreeMap<String, Option<u64>> {
-        &self.versions
+    /// The Delta version each table is read at now (`None`: not readable at the pin).
+    pub fn versions(&self) -> BTreeMap<String, Option<u64>> {
+        self.tables
+            .iter()
+            .map(|(name, table)| (name.clone(), table.version()))
+            .collect()
     }
 
     /// Splits `sql` into statements, so a script of several `;`-separated statements runs in order.

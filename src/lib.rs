@@ -8,8 +8,9 @@
 //! - [`ingest`]: CSV / XLSX / Parquet readers and the validation every load passes.
 //! - [`functions`]: kpidb's SQL functions, one file each.
 //! - [`sample`]: the deterministic sample city that reproduces the seed report.
-//! - [`cli`]: the `kpidb` command: query, repl, ingest, history, gen-sample.
-//! - [`config`]: where the warehouse is found.
+//! - [`server`]: `kpidb serve`, the PostgreSQL wire protocol and HTTP API.
+//! - [`cli`]: the `kpidb` command: query, repl, ingest, history, serve, gen-sample.
+//! - [`config`]: where the warehouse is found, and kpidb.toml.
 //! - [`error`]: [`Error`], split by who caused it.
 
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod functions;
 pub mod ingest;
 pub mod model;
 pub mod sample;
+pub mod server;
 pub mod storage;
 
 pub use engine::Engine;

@@ -6,6 +6,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = kpidb::cli::Cli::parse();
+    // RUST_LOG overrides, e.g. RUST_LOG=kpidb=debug to see every refused statement.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("kpidb=info,warn"))
+        .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -57,6 +57,8 @@ pub enum Command {
     },
     /// Generate the deterministic sample city warehouse
     GenSample(GenSampleArgs),
+    /// Serve the warehouse to BI tools and scripts: PostgreSQL wire protocol and HTTP API
+    Serve(ServeArgs),
     /// Describe kpidb's SQL functions
     Functions {
         /// Print FUNCTIONS.md
@@ -121,6 +123,32 @@ pub struct IngestArgs {
     pub sheet: Option<String>,
 }
 
+/// `kpidb serve` settings; each overrides the `[server]` table of kpidb.toml.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// PostgreSQL address, or "off" [default: 127.0.0.1:5433]
+    #[arg(long, env = "KPIDB_PG_LISTEN", value_name = "HOST:PORT")]
+    pub pg_listen: Option<String>,
+    /// HTTP address, or "off" [default: 127.0.0.1:8080]
+    #[arg(long, env = "KPIDB_HTTP_LISTEN", value_name = "HOST:PORT")]
+    pub http_listen: Option<String>,
+    /// PEM certificate chain (with --tls-key: TLS only, both protocols)
+    #[arg(long, env = "KPIDB_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key
+    #[arg(long, env = "KPIDB_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Memory all running queries may hold together, e.g. 2GiB [default: 4GiB]
+    #[arg(long, env = "KPIDB_MEMORY_LIMIT", value_name = "SIZE")]
+    pub memory_limit: Option<String>,
+    /// Longest a query may run, rows sent included, e.g. 30s [default: 60s]
+    #[arg(long, env = "KPIDB_QUERY_TIMEOUT", value_name = "DURATION")]
+    pub query_timeout: Option<String>,
+    /// Open connections allowed per protocol [default: 64]
+    #[arg(long, env = "KPIDB_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+}
+
 #[derive(Debug, Args)]
 pub struct GenSampleArgs {
     /// Directory for the new warehouse
@@ -144,9 +172,34 @@ pub struct GenSampleArgs {
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
-    let data = config::data_dir(cli.data);
-    let options = config::Config::load(cli.config.as_deref())?.function_options();
+    let config = config::Config::load(cli.config.as_deref())?;
+    let data = config.data_dir(cli.data, cli.config.as_deref());
+    let options = config.function_options();
     match cli.command {
+        Command::Serve(args) => {
+            let user = match (std::env::var("KPIDB_USER"), std::env::var("KPIDB_PASSWORD")) {
+                (Ok(user), Ok(password)) => Some((user, password)),
+                (Ok(_), Err(_)) | (Err(_), Ok(_)) => {
+                    return Err(Error::usage(
+                        "set both KPIDB_USER and KPIDB_PASSWORD, or neither",
+                    ))
+                }
+                _ => None,
+            };
+            let overrides = crate::server::Overrides {
+                pg_listen: args.pg_listen,
+                http_listen: args.http_listen,
+                tls_cert: args.tls_cert,
+                tls_key: args.tls_key,
+                memory_limit: args.memory_limit,
+                query_timeout: args.query_timeout,
+                max_connections: args.max_connections,
+                user,
+                token: std::env::var("KPIDB_TOKEN").ok(),
+            };
+            let settings = crate::server::Settings::resolve(&config.server, overrides)?;
+            crate::server::serve(Warehouse::open(&data)?, options, settings).await
+        }
         Command::Query(args) => query(&data, args, options).await,
         Command::Repl(pin) => {
             let engine = Engine::open_with(Warehouse::open(&data)?, pin.as_of()?, options).await?;

@@ -3,9 +3,11 @@
 //! and pinning every table at once for time travel (see [`AsOf`]).
 
 mod as_of;
+mod live;
 mod unavailable;
 
 pub use as_of::AsOf;
+pub use live::{LiveTable, Snapshot};
 pub use unavailable::UnavailableTable;
 
 use std::collections::BTreeMap;

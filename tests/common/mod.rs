@@ -73,3 +73,138 @@ pub fn version(data: &Path, table: &str) -> u64 {
         warehouse.versions().await.unwrap()[table]
     })
 }
+
+/// A `kpidb serve` process on loopback ports chosen by the system, stopped on drop.
+pub struct Served {
+    child: std::process::Child,
+    /// PostgreSQL address, "127.0.0.1:PORT".
+    pub pg: String,
+    /// HTTP base URL, "http://127.0.0.1:PORT" (https with TLS).
+    pub http: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// Serves `data` with `config` (kpidb.toml text) and extra `serve` flags.
+    pub fn start(data: &Path, config: &str, flags: &[&str]) -> Served {
+        Served::try_start(data, config, flags, &[]).unwrap_or_else(|e| panic!("serve failed: {e}"))
+    }
+
+    /// Like `start`, but returns what the server printed when it does not start.
+    pub fn try_start(
+        data: &Path,
+        config: &str,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Served, String> {
+        use std::io::{BufRead, BufReader};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_path = dir.path().join("kpidb.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let mut cmd = kpidb();
+        cmd.arg("--data")
+            .arg(data)
+            .arg("--config")
+            .arg(&config_path)
+            .arg("serve")
+            .args(["--pg-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args(flags)
+            .env_remove("KPIDB_USER")
+            .env_remove("KPIDB_PASSWORD")
+            .env_remove("KPIDB_TOKEN")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        let mut child = cmd.spawn().expect("kpidb serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let errors = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = errors.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let (mut pg, mut http) = (None, None);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while pg.is_none() || http.is_none() {
+            match rx.recv_timeout(std::time::Duration::from_millis(200)) {
+                Ok(line) => {
+                    let words: Vec<&str> = line.split_whitespace().collect();
+                    match words.as_slice() {
+                        ["listening:", "pg", addr, ..] => pg = Some(addr.to_string()),
+                        ["listening:", "http", url, ..] => http = Some(url.to_string()),
+                        _ => {}
+                    }
+                }
+                Err(_) => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                        return Err(format!("{status}: {}", errors.lock().unwrap()));
+                    }
+                    if std::time::Instant::now() > deadline {
+                        let _ = child.kill();
+                        return Err("no listening lines within 120 s".into());
+                    }
+                }
+            }
+        }
+        Ok(Served {
+            child,
+            pg: pg.unwrap(),
+            http: http.unwrap(),
+            dir,
+        })
+    }
+
+    pub fn pg_host(&self) -> &str {
+        self.pg.split(':').next().unwrap()
+    }
+
+    pub fn pg_port(&self) -> u16 {
+        self.pg.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// A libpq-style connection string for `user`/`password`.
+    pub fn pg_url(&self, user: &str, password: &str) -> String {
+        format!(
+            "host={} port={} user={user} password={password} dbname=kpidb",
+            self.pg_host(),
+            self.pg_port()
+        )
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The configuration most server tests use: one user and one token.
+pub const SERVER_CONFIG: &str = r#"
+[server]
+query_timeout = "20s"
+
+[[server.users]]
+name = "analyst"
+password = "correct horse battery"
+
+[[server.tokens]]
+name = "scripts"
+token = "0123456789abcdef0123456789abcdef"
+"#;
+pub const USER: &str = "analyst";
+pub const PASSWORD: &str = "correct horse battery";
+pub const TOKEN: &str = "0123456789abcdef0123456789abcdef";

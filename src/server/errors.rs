@@ -1,0 +1,91 @@
+//! One mapping from what went wrong to what each protocol says: an HTTP status and a
+//! stable code for the JSON API, a SQLSTATE for PostgreSQL clients, and the message.
+
+use datafusion::error::DataFusionError;
+
+use super::limits::Stopped;
+use super::policy::ReadOnly;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientError {
+    /// Stable name for the HTTP API (`read_only`, `syntax_error`, …).
+    pub code: &'static str,
+    pub sqlstate: &'static str,
+    pub status: u16,
+    pub message: String,
+}
+
+impl ClientError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        let (sqlstate, status) = match code {
+            "read_only" => ("42501", 403),
+            "syntax_error" => ("42601", 400),
+            "undefined_table" => ("42P01", 400),
+            "undefined_column" => ("42703", 400),
+            "undefined_function" => ("42883", 400),
+            "planning_error" => ("42000", 400),
+            "bad_request" => ("22023", 400),
+            "not_supported" => ("0A000", 400),
+            "data_error" => ("22000", 422),
+            "timeout" => ("57014", 504),
+            "cancelled" => ("57014", 499),
+            "out_of_memory" => ("53200", 503),
+            "unauthorized" => ("28P01", 401),
+            "not_found" => ("42P01", 404),
+            "not_acceptable" => ("0A000", 406),
+            "too_many_connections" => ("53300", 503),
+            _ => ("XX000", 500),
+        };
+        ClientError {
+            code,
+            sqlstate,
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn from_datafusion(error: &DataFusionError) -> Self {
+        use DataFusionError as E;
+        let root = error.find_root();
+        if let E::External(inner) = root {
+            if let Some(read_only) = inner.downcast_ref::<ReadOnly>() {
+                return ClientError::new("read_only", read_only.to_string());
+            }
+            if let Some(stopped) = inner.downcast_ref::<Stopped>() {
+                let code = match stopped {
+                    Stopped::Timeout(_) => "timeout",
+                    Stopped::Cancelled => "cancelled",
+                };
+                return ClientError::new(code, stopped.to_string());
+            }
+        }
+        match root {
+            E::SQL(e, _) => ClientError::new("syntax_error", format!("SQL error: {e}")),
+            E::Plan(m) if m.contains("table") && m.contains("not found") => {
+                ClientError::new("undefined_table", m.clone())
+            }
+            E::Plan(m) if m.contains("Invalid function") || m.contains("function") && m.contains("not found") => {
+                ClientError::new("undefined_function", m.clone())
+            }
+            E::Plan(m) => ClientError::new("planning_error", m.clone()),
+            E::SchemaError(e, _) => ClientError::new("undefined_column", e.to_string()),
+            E::NotImplemented(m) => ClientError::new("not_supported", format!("not supported: {m}")),
+            E::ResourcesExhausted(m) => ClientError::new(
+                "out_of_memory",
+                format!(
+                    "query stopped: it needs more memory than the server's memory_limit allows ({m})"
+                ),
+            ),
+            E::Execution(m) => ClientError::new("data_error", m.clone()),
+            E::ArrowError(e, _) => ClientError::new("data_error", e.to_string()),
+            E::Configuration(m) => ClientError::new("bad_request", m.clone()),
+            other => ClientError::new("internal", other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}

@@ -1,0 +1,423 @@
+//! Bounds on what one query may take from a shared server: memory (one pool for the
+//! whole server), time (a deadline that covers physical planning and every row sent),
+//! cancellation, and the files it may touch (the warehouse's files, read-only).
+//!
+//! [`LimitedPlanner`] wraps DataFusion's planner: it refuses any plan that is not a
+//! pure query and puts a [`LimitExec`] on top of the plan, whose stream ends the query
+//! with an error at the deadline or on cancel. Dropping that stream stops the work
+//! underneath, so a runaway query frees its threads and memory.
+
+use std::fmt;
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::context::QueryPlanner;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::object_store::{
+    self as object_store, local::LocalFileSystem, path::Path as ObjectPath, CopyOptions,
+    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use tokio::sync::Notify;
+use url::Url;
+
+use super::metrics::Metrics;
+use super::policy;
+
+/// The runtime every server session shares: one memory pool of `memory_limit`
+/// bytes, no spill files, and local files readable only under the warehouse.
+pub fn runtime(memory_limit: usize, warehouse: &std::path::Path) -> Result<Arc<RuntimeEnv>> {
+    let pool = TrackConsumersPool::new(
+        FairSpillPool::new(memory_limit),
+        NonZeroUsize::new(3).expect("non-zero"),
+    );
+    let registry = DefaultObjectStoreRegistry::new();
+    let local = Url::parse("file://").expect("file URL");
+    registry.register_store(&local, Arc::new(WarehouseFiles::new(warehouse)?));
+    RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(pool))
+        // No spilling: a server writes no temporary files, and the memory limit is a limit.
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+        )
+        .with_object_store_registry(Arc::new(registry))
+        .build_arc()
+}
+
+/// The local file system as a server sees it: read-only, and only under the
+/// warehouse directory. Whatever SQL names, no other file can be read or written.
+#[derive(Debug)]
+struct WarehouseFiles {
+    inner: LocalFileSystem,
+    /// The warehouse directory, as given and with links resolved.
+    roots: Vec<ObjectPath>,
+}
+
+impl WarehouseFiles {
+    fn new(warehouse: &std::path::Path) -> Result<Self> {
+        let mut roots = Vec::new();
+        let absolute = std::path::absolute(warehouse)?;
+        for dir in [Some(absolute), std::fs::canonicalize(warehouse).ok()]
+            .into_iter()
+            .flatten()
+        {
+            let path = ObjectPath::from_absolute_path(&dir)
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            roots.push(path);
+        }
+        Ok(WarehouseFiles {
+            inner: LocalFileSystem::new(),
+            roots,
+        })
+    }
+
+    fn check(&self, location: &ObjectPath) -> object_store::Result<()> {
+        if self.roots.iter().any(|root| location.prefix_matches(root)) {
+            Ok(())
+        } else {
+            Err(denied(location, "is outside the warehouse"))
+        }
+    }
+}
+
+fn denied(location: &ObjectPath, why: &str) -> object_store::Error {
+    object_store::Error::PermissionDenied {
+        path: location.to_string(),
+        source: Box::new(policy::ReadOnly(format!(
+            "kpidb serves only the warehouse's tables: /{location} {why}"
+        ))),
+    }
+}
+
+impl fmt::Display for WarehouseFiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WarehouseFiles({:?})", self.roots)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for WarehouseFiles {
+    async fn put_opts(
+        &self,
+        location: &ObjectPath,
+        _payload: PutPayload,
+        _opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        Err(denied(location, "cannot be written"))
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &ObjectPath,
+        _opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        Err(denied(location, "cannot be written"))
+    }
+
+    async fn get_opts(
+        &self,
+        location: &ObjectPath,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.check(location)?;
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(
+        &self,
+        location: &ObjectPath,
+        ranges: &[std::ops::Range<u64>],
+    ) -> object_store::Result<Vec<bytes::Bytes>> {
+        self.check(location)?;
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<ObjectPath>>,
+    ) -> BoxStream<'static, object_store::Result<ObjectPath>> {
+        locations
+            .map(|location| location.and_then(|l| Err(denied(&l, "cannot be deleted"))))
+            .boxed()
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&ObjectPath>,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        match prefix {
+            Some(prefix) if self.check(prefix).is_ok() => self.inner.list(Some(prefix)),
+            Some(prefix) => futures::stream::once(futures::future::ready(Err(denied(
+                prefix,
+                "is outside the warehouse",
+            ))))
+            .boxed(),
+            None => futures::stream::once(futures::future::ready(Err(denied(
+                &ObjectPath::default(),
+                "is outside the warehouse",
+            ))))
+            .boxed(),
+        }
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&ObjectPath>,
+    ) -> object_store::Result<ListResult> {
+        let prefix = prefix.cloned().unwrap_or_default();
+        self.check(&prefix)?;
+        self.inner.list_with_delimiter(Some(&prefix)).await
+    }
+
+    async fn copy_opts(
+        &self,
+        _from: &ObjectPath,
+        to: &ObjectPath,
+        _options: CopyOptions,
+    ) -> object_store::Result<()> {
+        Err(denied(to, "cannot be written"))
+    }
+}
+
+/// Per-session limits: the query timeout, the connection's cancel signal, and
+/// where to count finished queries.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub cancel: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
+    pub protocol: &'static str,
+}
+
+/// Why a query was stopped.
+#[derive(Debug)]
+pub enum Stopped {
+    Timeout(Duration),
+    Cancelled,
+}
+
+impl fmt::Display for Stopped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stopped::Timeout(limit) => write!(
+                f,
+                "query stopped: it ran longer than the server's query_timeout of {}",
+                humanize(*limit)
+            ),
+            Stopped::Cancelled => f.write_str("query cancelled at the client's request"),
+        }
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+fn humanize(d: Duration) -> String {
+    if d.as_millis() % 1000 == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+#[derive(Debug)]
+pub struct LimitedPlanner {
+    limits: Limits,
+}
+
+impl LimitedPlanner {
+    pub fn new(limits: Limits) -> Self {
+        LimitedPlanner { limits }
+    }
+}
+
+#[async_trait]
+impl QueryPlanner for LimitedPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        policy::verify(logical_plan)?;
+        let started = Instant::now();
+        let planner = DefaultPhysicalPlanner::default();
+        let planning = planner.create_physical_plan(logical_plan, session);
+        let plan = match tokio::time::timeout(self.limits.timeout, planning).await {
+            Ok(plan) => plan?,
+            Err(_) => {
+                return Err(DataFusionError::External(Box::new(Stopped::Timeout(
+                    self.limits.timeout,
+                ))))
+            }
+        };
+        Ok(Arc::new(LimitExec::new(plan, self.limits.clone(), started)))
+    }
+}
+
+/// The top of every server plan: passes rows through until the deadline or a cancel.
+#[derive(Debug)]
+pub struct LimitExec {
+    input: Arc<dyn ExecutionPlan>,
+    limits: Limits,
+    started: Instant,
+}
+
+impl LimitExec {
+    fn new(input: Arc<dyn ExecutionPlan>, limits: Limits, started: Instant) -> Self {
+        LimitExec {
+            input,
+            limits,
+            started,
+        }
+    }
+}
+
+impl DisplayAs for LimitExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "LimitExec: timeout={}", humanize(self.limits.timeout))
+    }
+}
+
+impl ExecutionPlan for LimitExec {
+    fn name(&self) -> &str {
+        "LimitExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.input.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.len() != 1 {
+            return Err(DataFusionError::Internal(
+                "LimitExec has exactly one child".into(),
+            ));
+        }
+        Ok(Arc::new(LimitExec::new(
+            children.swap_remove(0),
+            self.limits.clone(),
+            self.started,
+        )))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let schema = self.input.schema();
+        let input = self.input.execute(partition, context)?;
+        let remaining = self.limits.timeout.saturating_sub(self.started.elapsed());
+        let cancel = self.limits.cancel.clone();
+        let timeout = self.limits.timeout;
+        let stop = Box::pin(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(remaining) => Stopped::Timeout(timeout),
+                _ = cancel.notified() => Stopped::Cancelled,
+            }
+        });
+        let stream = Limited {
+            input,
+            stop,
+            done: false,
+            observer: Observer {
+                metrics: self.limits.metrics.clone(),
+                protocol: self.limits.protocol,
+                started: self.started,
+                finished: false,
+            },
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}
+
+struct Limited {
+    input: SendableRecordBatchStream,
+    stop: Pin<Box<dyn Future<Output = Stopped> + Send>>,
+    done: bool,
+    observer: Observer,
+}
+
+impl Stream for Limited {
+    type Item = Result<datafusion::arrow::record_batch::RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(stopped) = self.stop.as_mut().poll(cx) {
+            self.done = true;
+            self.observer.finish(false);
+            return Poll::Ready(Some(Err(DataFusionError::External(Box::new(stopped)))));
+        }
+        let next = self.input.poll_next_unpin(cx);
+        match &next {
+            Poll::Ready(None) => {
+                self.done = true;
+                self.observer.finish(true);
+            }
+            Poll::Ready(Some(Err(_))) => {
+                self.done = true;
+                self.observer.finish(false);
+            }
+            _ => {}
+        }
+        next
+    }
+}
+
+/// Records the query's duration when its stream ends, fails or is dropped.
+struct Observer {
+    metrics: Arc<Metrics>,
+    protocol: &'static str,
+    started: Instant,
+    finished: bool,
+}
+
+impl Observer {
+    fn finish(&mut self, ok: bool) {
+        if !self.finished {
+            self.finished = true;
+            self.metrics
+                .query_finished(self.protocol, self.started.elapsed(), ok);
+        }
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}

@@ -1,0 +1,166 @@
+//! The server's Prometheus metrics (`GET /metrics`): queries and errors by protocol,
+//! a latency histogram, open connections, failed logins and each table's version.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Protocol {
+    protocol: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    protocol: String,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabel {
+    table: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms … ~65 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    queries: Family<Protocol, Counter>,
+    errors: Family<ErrorLabels, Counter>,
+    latency: Family<Protocol, Histogram, fn() -> Histogram>,
+    connections: Family<Protocol, Gauge>,
+    auth_failures: Family<Protocol, Counter>,
+    table_versions: Family<TableLabel, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("kpidb");
+        let queries = Family::<Protocol, Counter>::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let latency = Family::<Protocol, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        let connections = Family::<Protocol, Gauge>::default();
+        let auth_failures = Family::<Protocol, Counter>::default();
+        let table_versions = Family::<TableLabel, Gauge>::default();
+        registry.register(
+            "queries",
+            "Queries that ran to their end, failed or were stopped",
+            queries.clone(),
+        );
+        registry.register(
+            "query_errors",
+            "Statements that ended in an error, by error code",
+            errors.clone(),
+        );
+        registry.register(
+            "query_duration_seconds",
+            "Query time from planning to the last row sent",
+            latency.clone(),
+        );
+        registry.register(
+            "active_connections",
+            "Open client connections (HTTP: requests in flight)",
+            connections.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Refused logins and requests with a wrong password or token",
+            auth_failures.clone(),
+        );
+        registry.register(
+            "table_version",
+            "The Delta version of each warehouse table the server reads",
+            table_versions.clone(),
+        );
+        Arc::new(Metrics {
+            registry,
+            queries,
+            errors,
+            latency,
+            connections,
+            auth_failures,
+            table_versions,
+        })
+    }
+
+    pub fn query_finished(&self, protocol: &str, elapsed: Duration, _ok: bool) {
+        let label = Protocol {
+            protocol: protocol.to_string(),
+        };
+        self.queries.get_or_create(&label).inc();
+        self.latency
+            .get_or_create(&label)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn error(&self, protocol: &str, code: &str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                protocol: protocol.to_string(),
+                code: code.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn auth_failed(&self, protocol: &str) {
+        self.auth_failures
+            .get_or_create(&Protocol {
+                protocol: protocol.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a connection until the returned guard is dropped.
+    pub fn connection(self: &Arc<Self>, protocol: &str) -> ConnectionGuard {
+        let gauge = self
+            .connections
+            .get_or_create(&Protocol {
+                protocol: protocol.to_string(),
+            })
+            .clone();
+        gauge.inc();
+        ConnectionGuard { gauge }
+    }
+
+    pub fn table_version(&self, table: &str, version: Option<u64>) {
+        let gauge = self.table_versions.get_or_create(&TableLabel {
+            table: table.to_string(),
+        });
+        gauge.set(version.map(|v| v as i64).unwrap_or(-1));
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+pub struct ConnectionGuard {
+    gauge: Gauge,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}

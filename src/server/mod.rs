@@ -1,0 +1,240 @@
+//! `kpidb serve`: the warehouse over the PostgreSQL wire protocol ([`pg`]) and an
+//! HTTP API ([`http`]), for BI tools and scripts. Both read the same live tables
+//! through the same [`Engine`], so they answer exactly as `kpidb query` does.
+//!
+//! - [`config`]: `[server]` settings, checked at start-up (failing closed).
+//! - [`auth`]: users (SCRAM-SHA-256, HTTP Basic) and bearer tokens.
+//! - [`policy`]: the read-only statement policy both protocols apply.
+//! - [`limits`]: memory pool, query deadline and cancel, warehouse-only file access.
+//! - [`errors`]: one mapping from failures to HTTP statuses and SQLSTATEs.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`tls`]: certificate loading.
+
+pub mod auth;
+pub mod config;
+pub mod errors;
+pub mod http;
+pub mod limits;
+pub mod metrics;
+pub mod pg;
+pub mod policy;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::SessionContext;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
+
+use crate::functions::FunctionOptions;
+use crate::storage::{AsOf, Warehouse};
+use crate::{Engine, Error, Result};
+
+pub use config::{Overrides, ServerConfig, Settings};
+
+/// What every connection and request shares.
+pub struct Shared {
+    pub engine: Engine,
+    /// The engine's session with pg_catalog added; sessions are cut from it.
+    pub base: SessionContext,
+    pub settings: Settings,
+    pub accounts: Arc<auth::Accounts>,
+    pub metrics: Arc<metrics::Metrics>,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Shared {
+    /// A session of its own for one connection or request, under `limits`.
+    pub fn session(&self, limits: limits::Limits) -> SessionContext {
+        let state = SessionStateBuilder::new_from_existing(self.base.state())
+            .with_query_planner(Arc::new(limits::LimitedPlanner::new(limits)))
+            .build();
+        SessionContext::new_with_state(state)
+    }
+}
+
+/// A started server: where it listens. Dropping it does not stop it; the tasks run
+/// until the process ends.
+pub struct Running {
+    pub pg: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    pub shared: Arc<Shared>,
+}
+
+/// Opens the warehouse, binds the listeners and starts serving in the background.
+pub async fn start(
+    warehouse: Warehouse,
+    options: FunctionOptions,
+    settings: Settings,
+) -> Result<Running> {
+    // TLS first: a bad certificate must stop the start before anything listens.
+    let tls = match &settings.tls {
+        Some((cert, key)) => Some(tls::load(cert, key)?),
+        None => None,
+    };
+    let state = SessionStateBuilder::new()
+        .with_config(Engine::session_config())
+        .with_runtime_env(limits::runtime(settings.memory_limit, warehouse.root())?)
+        .with_default_features()
+        // No CREATE EXTERNAL TABLE formats: the server reads only the warehouse.
+        .with_table_factories(HashMap::new())
+        .build();
+    let engine = Engine::open_in(warehouse, AsOf::Latest, options, state).await?;
+    let base = engine.context().clone();
+    setup_pg_catalog(&base, "datafusion", EmptyContextProvider).map_err(|e| Error::from(*e))?;
+    {
+        let state = base.state_ref();
+        let mut state = state.write();
+        datafusion_postgres::datafusion_pg_functions::register_all(&mut *state);
+    }
+    let metrics = metrics::Metrics::new();
+    for (table, version) in engine.versions() {
+        metrics.table_version(&table, version);
+    }
+    let accounts = auth::Accounts::new(&settings);
+    let pg_listener = match settings.pg_listen {
+        Some(addr) => Some(bind(addr, "pg_listen").await?),
+        None => None,
+    };
+    let http_listener = match settings.http_listen {
+        Some(addr) => Some(bind(addr, "http_listen").await?),
+        None => None,
+    };
+    let shared = Arc::new(Shared {
+        engine,
+        base,
+        settings,
+        accounts,
+        metrics,
+        tls,
+    });
+
+    let mut running = Running {
+        pg: None,
+        http: None,
+        shared: shared.clone(),
+    };
+    if let Some(listener) = pg_listener {
+        running.pg = Some(
+            listener
+                .local_addr()
+                .map_err(|e| Error::io("pg_listen", e))?,
+        );
+        tokio::spawn(pg::run(listener, shared.clone()));
+    }
+    if let Some(listener) = http_listener {
+        running.http = Some(
+            listener
+                .local_addr()
+                .map_err(|e| Error::io("http_listen", e))?,
+        );
+        let app = http::router(shared.clone());
+        match shared.tls.clone() {
+            Some(config) => {
+                let mut config = (*config).clone();
+                config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                let listener = listener
+                    .into_std()
+                    .map_err(|e| Error::io("http_listen", e))?;
+                let server = axum_server::from_tcp_rustls(
+                    listener,
+                    axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config)),
+                )
+                .map_err(|e| Error::io("http_listen", e))?;
+                tokio::spawn(async move {
+                    if let Err(e) = server.serve(app.into_make_service()).await {
+                        log::error!("http: server stopped: {e}");
+                    }
+                });
+            }
+            None => {
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        log::error!("http: server stopped: {e}");
+                    }
+                });
+            }
+        }
+    }
+    tokio::spawn(refresh(shared));
+    Ok(running)
+}
+
+async fn bind(addr: SocketAddr, key: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::usage(format!("server: cannot listen on {addr} ({key}): {e}")))
+}
+
+/// Picks up ingests made while the server runs.
+async fn refresh(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.settings.refresh_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match shared.engine.refresh().await {
+            Ok(changed) => {
+                for (table, version) in changed {
+                    log::info!("{table} is now at version {version}");
+                    shared.metrics.table_version(&table, Some(version));
+                }
+            }
+            Err(e) => log::warn!("could not look for new ingests: {e}"),
+        }
+    }
+}
+
+/// `kpidb serve`: start, say where, and serve until interrupted.
+pub async fn serve(
+    warehouse: Warehouse,
+    options: FunctionOptions,
+    settings: Settings,
+) -> Result<()> {
+    let root = warehouse.root().display().to_string();
+    let running = start(warehouse, options, settings).await?;
+    let shared = &running.shared;
+    let tls = if shared.tls.is_some() {
+        "TLS"
+    } else {
+        "plaintext"
+    };
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "kpidb serve: warehouse {root}");
+    for (table, version) in shared.engine.versions() {
+        let version = version
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "unreadable".into());
+        let _ = writeln!(out, "  {table} at version {version}");
+    }
+    if let Some(addr) = running.pg {
+        let auth = if shared.accounts.pg_required() {
+            "password (SCRAM-SHA-256)"
+        } else {
+            "no password: loopback only"
+        };
+        let _ = writeln!(out, "listening: pg {addr} ({tls}, {auth})");
+    }
+    if let Some(addr) = running.http {
+        let auth = if shared.settings.auth_required() {
+            "bearer token or Basic"
+        } else {
+            "no credentials: loopback only"
+        };
+        let scheme = if shared.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let _ = writeln!(out, "listening: http {scheme}://{addr} ({auth})");
+    }
+    let _ = out.flush();
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| Error::io("signal", e))?;
+    let _ = writeln!(out, "kpidb serve: stopped");
+    Ok(())
+}

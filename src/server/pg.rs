@@ -1,0 +1,456 @@
+//! The PostgreSQL wire protocol front end, on datafusion-postgres and pgwire.
+//!
+//! Every connection gets its own session (its SETs are its own) cut from the shared
+//! base session, which holds the live warehouse tables, kpidb's functions and
+//! pg_catalog. A [`Guard`] hook runs first on every statement: it refuses what is not
+//! a query, answers harmless driver settings, and plans queries itself so that the
+//! query timeout covers planning. Errors are rewritten once, in [`Errors`], into a
+//! SQLSTATE and a plain message.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::{BufMut, Bytes, BytesMut};
+use datafusion::common::{DFSchema, ParamValues};
+use datafusion::error::DataFusionError;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
+use datafusion_postgres::hooks::cursor::CursorStatementHook;
+use datafusion_postgres::hooks::set_show::SetShowHook;
+use datafusion_postgres::hooks::transactions::TransactionStatementHook;
+use datafusion_postgres::hooks::HookClient;
+use datafusion_postgres::{DfSessionService, QueryHook};
+use futures::Sink;
+use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::auth::sasl::scram::ScramAuth;
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use pgwire::api::auth::{DefaultServerParameterProvider, StartupHandler};
+use pgwire::api::cancel::CancelHandler;
+use pgwire::api::portal::Format;
+use pgwire::api::results::{Response, Tag};
+use pgwire::api::{
+    ClientInfo, ConnectionManager, ErrorHandler, PgWireConnectionState, PgWireServerHandlers,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::types::format::FormatOptions;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore};
+
+use super::auth::ScramSource;
+use super::errors::ClientError;
+use super::limits::{LimitedPlanner, Limits, Stopped};
+use super::metrics::Metrics;
+use super::policy::{self, Verdict};
+use super::Shared;
+
+const PROTOCOL: &str = "pg";
+
+/// Accepts PostgreSQL connections until the listener fails.
+pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
+    let tls = shared.tls.clone().map(|config| {
+        let mut config = (*config).clone();
+        config.alpn_protocols = vec![b"postgresql".to_vec()];
+        pgwire::tokio::TlsAcceptor::from(Arc::new(config))
+    });
+    let front = Arc::new(Front {
+        shared: shared.clone(),
+        manager: Arc::new(ConnectionManager::new()),
+        cancels: Arc::new(Mutex::new(HashMap::new())),
+        slots: Arc::new(Semaphore::new(shared.settings.max_connections)),
+    });
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                log::warn!("pg: accept failed: {e}");
+                continue;
+            }
+        };
+        let front = front.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let Ok(slot) = front.slots.clone().try_acquire_owned() else {
+                log::warn!("pg: refused {peer}: max_connections reached");
+                refuse_connection(socket, front.shared.settings.max_connections).await;
+                return;
+            };
+            let _open = front.shared.metrics.connection(PROTOCOL);
+            let connection = Arc::new(front.connection());
+            if let Err(e) = pgwire::tokio::process_socket(socket, tls, connection).await {
+                log::debug!("pg: connection from {peer} ended: {e}");
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Answers a connection over the limit with PostgreSQL's "too many connections".
+async fn refuse_connection(mut socket: TcpStream, max: usize) {
+    let message = format!("sorry, too many clients already (max_connections = {max})");
+    let mut fields = BytesMut::new();
+    for (tag, value) in [
+        (b'S', "FATAL"),
+        (b'V', "FATAL"),
+        (b'C', "53300"),
+        (b'M', message.as_str()),
+    ] {
+        fields.put_u8(tag);
+        fields.put_slice(value.as_bytes());
+        fields.put_u8(0);
+    }
+    fields.put_u8(0);
+    let mut packet = BytesMut::new();
+    packet.put_u8(b'E');
+    packet.put_i32(fields.len() as i32 + 4);
+    packet.put_slice(&fields);
+    let _ = socket.write_all(&packet).await;
+    let _ = socket.shutdown().await;
+}
+
+type CancelMap = Arc<Mutex<HashMap<(i32, Bytes), Arc<Notify>>>>;
+
+struct Front {
+    shared: Arc<Shared>,
+    manager: Arc<ConnectionManager>,
+    /// Running queries' cancel signals, by the key a cancel request carries.
+    cancels: CancelMap,
+    slots: Arc<Semaphore>,
+}
+
+impl Front {
+    fn connection(&self) -> Connection {
+        let cancel = Arc::new(Notify::new());
+        let limits = Limits {
+            timeout: self.shared.settings.query_timeout,
+            cancel: cancel.clone(),
+            metrics: self.shared.metrics.clone(),
+            protocol: PROTOCOL,
+        };
+        let state = SessionStateBuilder::new_from_existing(self.shared.base.state())
+            .with_query_planner(Arc::new(LimitedPlanner::new(limits.clone())))
+            .build();
+        let session = Arc::new(SessionContext::new_with_state(state));
+        let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            Arc::new(Guard {
+                limits: limits.clone(),
+            }),
+            Arc::new(CursorStatementHook),
+            Arc::new(SetShowHook),
+            Arc::new(TransactionStatementHook),
+        ];
+        let accounts = &self.shared.accounts;
+        let login = if accounts.pg_required() {
+            let mut parameters = DefaultServerParameterProvider::default();
+            parameters.default_transaction_read_only = true;
+            parameters.is_superuser = false;
+            let scram = ScramAuth::new(Arc::new(ScramSource(accounts.clone())));
+            Login::Scram(
+                SASLAuthStartupHandler::new(Arc::new(parameters))
+                    .with_scram(scram)
+                    .with_connection_manager(self.manager.clone()),
+            )
+        } else {
+            Login::Open(OpenLogin {
+                manager: self.manager.clone(),
+            })
+        };
+        Connection {
+            service: Arc::new(DfSessionService::new_with_hooks(session, hooks)),
+            startup: Arc::new(Startup {
+                login,
+                require_tls: self.shared.tls.is_some(),
+                cancel,
+                cancels: self.cancels.clone(),
+                registered: Mutex::new(None),
+                metrics: self.shared.metrics.clone(),
+            }),
+            cancel: Arc::new(Cancel {
+                manager: self.manager.clone(),
+                cancels: self.cancels.clone(),
+            }),
+            errors: Arc::new(Errors {
+                metrics: self.shared.metrics.clone(),
+            }),
+        }
+    }
+}
+
+/// The handlers of one connection.
+struct Connection {
+    service: Arc<DfSessionService>,
+    startup: Arc<Startup>,
+    cancel: Arc<Cancel>,
+    errors: Arc<Errors>,
+}
+
+impl PgWireServerHandlers for Connection {
+    fn simple_query_handler(&self) -> Arc<impl pgwire::api::query::SimpleQueryHandler> {
+        self.service.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl pgwire::api::query::ExtendedQueryHandler> {
+        self.service.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.cancel.clone()
+    }
+
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        self.errors.clone()
+    }
+}
+
+enum Login {
+    Open(OpenLogin),
+    Scram(SASLAuthStartupHandler<DefaultServerParameterProvider>),
+}
+
+/// No credentials configured (loopback only): any user name is accepted.
+struct OpenLogin {
+    manager: Arc<ConnectionManager>,
+}
+
+impl NoopStartupHandler for OpenLogin {
+    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
+        Some(self.manager.clone())
+    }
+}
+
+struct Startup {
+    login: Login,
+    require_tls: bool,
+    cancel: Arc<Notify>,
+    cancels: CancelMap,
+    registered: Mutex<Option<(i32, Bytes)>>,
+    metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if self.require_tls && !client.is_secure() {
+            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                "28000".into(),
+                "this kpidb server accepts only TLS connections: connect with sslmode=require"
+                    .into(),
+            ))));
+        }
+        let result = match &self.login {
+            Login::Open(login) => login.on_startup(client, message).await,
+            Login::Scram(login) => login.on_startup(client, message).await,
+        };
+        if result.is_err() {
+            self.metrics.auth_failed(PROTOCOL);
+        }
+        if result.is_ok() && matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            let mut registered = self.registered.lock().unwrap_or_else(|p| p.into_inner());
+            if registered.is_none() {
+                let (pid, key) = client.pid_and_secret_key();
+                let key = (pid, key.to_bytes());
+                self.cancels
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key.clone(), self.cancel.clone());
+                *registered = Some(key);
+            }
+        }
+        result
+    }
+}
+
+impl Drop for Startup {
+    fn drop(&mut self) {
+        if let Some(key) = self
+            .registered
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            self.cancels
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+        }
+    }
+}
+
+/// A cancel request stops the connection's query whether it is planning or
+/// sending rows.
+struct Cancel {
+    manager: Arc<ConnectionManager>,
+    cancels: CancelMap,
+}
+
+#[async_trait]
+impl CancelHandler for Cancel {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        let key = (request.pid, request.secret_key.to_bytes());
+        let running = self
+            .cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(running) = running {
+            running.notify_waiters();
+            self.manager.cancel(request.pid, &request.secret_key).await;
+        }
+    }
+}
+
+/// Rewrites engine errors into a SQLSTATE and a plain message, and counts them.
+struct Errors {
+    metrics: Arc<Metrics>,
+}
+
+impl ErrorHandler for Errors {
+    fn on_error<C>(&self, _client: &C, error: &mut PgWireError)
+    where
+        C: ClientInfo,
+    {
+        if let PgWireError::ApiError(inner) = error {
+            if let Some(df) = inner.downcast_ref::<DataFusionError>() {
+                *error = user_error(&ClientError::from_datafusion(df));
+            }
+        }
+        let code = match error {
+            PgWireError::UserError(info) => info.code.clone(),
+            PgWireError::QueryCanceled => "57014".into(),
+            PgWireError::InvalidPassword(_) => "28P01".into(),
+            _ => "XX000".into(),
+        };
+        log::debug!("pg: error {code}: {error}");
+        self.metrics.error(PROTOCOL, &code);
+    }
+}
+
+fn user_error(error: &ClientError) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        error.sqlstate.into(),
+        error.message.clone(),
+    )))
+}
+
+/// The first hook on every statement: the read-only policy, and query planning
+/// under the time limit.
+struct Guard {
+    limits: Limits,
+}
+
+impl Guard {
+    async fn plan(
+        &self,
+        statement: &Statement,
+        session: &SessionContext,
+    ) -> PgWireResult<LogicalPlan> {
+        let state = session.state();
+        let planning = state.statement_to_plan(DFStatement::Statement(Box::new(statement.clone())));
+        let plan = match tokio::time::timeout(self.limits.timeout, planning).await {
+            Ok(plan) => plan,
+            Err(_) => Err(DataFusionError::External(Box::new(Stopped::Timeout(
+                self.limits.timeout,
+            )))),
+        };
+        plan.and_then(|plan| policy::verify(&plan).map(|_| plan))
+            .map_err(|e| user_error(&ClientError::from_datafusion(&e)))
+    }
+}
+
+fn empty_plan() -> LogicalPlan {
+    LogicalPlan::EmptyRelation(EmptyRelation {
+        produce_one_row: false,
+        schema: Arc::new(DFSchema::empty()),
+    })
+}
+
+fn refused(message: String) -> PgWireError {
+    user_error(&ClientError::new("read_only", message))
+}
+
+#[async_trait]
+impl QueryHook for Guard {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        session: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        match policy::classify(statement) {
+            Verdict::Refuse(message) => Some(Err(refused(message))),
+            Verdict::Ignore(tag) => Some(Ok(Response::Execution(Tag::new(tag)))),
+            Verdict::Session => None,
+            Verdict::Query => {
+                let plan = match self.plan(statement, session).await {
+                    Ok(plan) => plan,
+                    Err(e) => return Some(Err(e)),
+                };
+                let frame = match session.execute_logical_plan(plan).await {
+                    Ok(frame) => frame,
+                    Err(e) => return Some(Err(user_error(&ClientError::from_datafusion(&e)))),
+                };
+                let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+                Some(
+                    encode_dataframe(frame, &Format::UnifiedText, Some(options))
+                        .await
+                        .map(Response::Query),
+                )
+            }
+        }
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        session: &SessionContext,
+        _client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        match policy::classify(statement) {
+            Verdict::Refuse(message) => Some(Err(refused(message))),
+            Verdict::Ignore(_) => Some(Ok(empty_plan())),
+            Verdict::Session => None,
+            Verdict::Query => Some(self.plan(statement, session).await),
+        }
+    }
+
+    async fn handle_extended_query(
+        &self,
+        statement: &Statement,
+        _plan: &LogicalPlan,
+        _params: &ParamValues,
+        _session: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        match policy::classify(statement) {
+            Verdict::Refuse(message) => Some(Err(refused(message))),
+            Verdict::Ignore(tag) => Some(Ok(Response::Execution(Tag::new(tag)))),
+            // Queries run in datafusion-postgres's extended path, which binds the
+            // parameters and answers in the formats the client asked for; the
+            // session's LimitedPlanner bounds them.
+            Verdict::Session | Verdict::Query => None,
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Real client programs against a real `kpidb serve`: psql (\dt, \d), Python
+//! (psycopg, SQLAlchemy, pandas), the PostgreSQL JDBC driver, and the startup SQL of
+//! Metabase, Grafana, DBeaver and Superset replayed as fixtures.
+//!
+//! `.ci/run` installs the clients and sets KPIDB_REQUIRE_CLIENTS=1, so a missing
+//! client fails CI; elsewhere a missing client skips its test with a notice.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{sample_copy, Served, PASSWORD, SERVER_CONFIG, USER};
+
+fn required() -> bool {
+    std::env::var("KPIDB_REQUIRE_CLIENTS").is_ok_and(|v| v == "1")
+}
+
+/// Whether `program` runs; when it does not, fails under CI and skips elsewhere.
+fn available(program: &str, probe: &[&str]) -> bool {
+    let ok = Command::new(program)
+        .args(probe)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            !required(),
+            "{program} is required (KPIDB_REQUIRE_CLIENTS=1) but does not run"
+        );
+        eprintln!("SKIPPED: {program} is not installed (.ci/run installs it)");
+    }
+    ok
+}
+
+fn client_env(served: &Served, data: &Path) -> Vec<(String, String)> {
+    let score = common::scalar(
+        data,
+        "SELECT total_score FROM dept_ranking(2023) WHERE dept_code = '101'",
+    );
+    let ranked = common::scalar(data, "SELECT count(*) FROM dept_ranking(2023)");
+    vec![
+        ("KPIDB_PG_HOST".into(), served.pg_host().into()),
+        ("KPIDB_PG_PORT".into(), served.pg_port().to_string()),
+        ("KPIDB_PG_USER".into(), USER.into()),
+        ("KPIDB_PG_PASSWORD".into(), PASSWORD.into()),
+        ("KPIDB_EXPECTED_SCORE".into(), score),
+        ("KPIDB_EXPECTED_RANKED".into(), ranked),
+    ]
+}
+
+fn run_checked(mut cmd: Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{what} failed:\n{text}");
+    text
+}
+
+fn psql(served: &Served, sslmode: &str, command: &str) -> Command {
+    let mut cmd = Command::new("psql");
+    cmd.arg(format!(
+        "host={} port={} user={USER} dbname=kpidb sslmode={sslmode}",
+        served.pg_host(),
+        served.pg_port()
+    ))
+    .args(["-X", "-v", "ON_ERROR_STOP=1", "-c", command])
+    .env("PGPASSWORD", PASSWORD)
+    .env("PGCONNECT_TIMEOUT", "10");
+    cmd
+}
+
+#[test]
+fn psql_lists_and_describes_tables_and_queries() {
+    if !available("psql", &["--version"]) {
+        return;
+    }
+    let (_dir, data) = sample_copy();
+    let served = Served::start(&data, SERVER_CONFIG, &[]);
+    let tables = run_checked(psql(&served, "disable", "\\dt"), "psql \\dt");
+    for table in ["departments", "dept_scores", "indicators", "projects"] {
+        assert!(tables.contains(table), "\\dt lacks {table}:\n{tables}");
+    }
+    let describe = run_checked(psql(&served, "disable", "\\d dept_scores"), "psql \\d");
+    for column in ["year", "dept_code", "indicator_code", "score"] {
+        assert!(describe.contains(column), "\\d lacks {column}:\n{describe}");
+    }
+    let count = run_checked(
+        psql(
+            &served,
+            "disable",
+            "SELECT count(*) AS n FROM dept_ranking(2023)",
+        ),
+        "psql query",
+    );
+    let expected = common::scalar(&data, "SELECT count(*) FROM dept_ranking(2023)");
+    assert!(count.contains(&expected), "{count}");
+
+    let mut wrong = psql(&served, "disable", "SELECT 1");
+    wrong.env("PGPASSWORD", "wrong");
+    let out = wrong.output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("password"));
+}
+
+#[test]
+fn psql_over_tls() {
+    if !available("psql", &["--version"]) {
+        return;
+    }
+    let (_dir, data) = sample_copy();
+    let served = Served::start(
+        &data,
+        SERVER_CONFIG,
+        &[
+            "--tls-cert",
+            "tests/fixtures/tls/cert.pem",
+            "--tls-key",
+            "tests/fixtures/tls/key.pem",
+        ],
+    );
+    let out = run_checked(
+        psql(
+            &served,
+            "require",
+            "SELECT count(*) AS over_tls FROM departments",
+        ),
+        "psql sslmode=require",
+    );
+    assert!(out.contains("over_tls"), "{out}");
+    let plain = psql(&served, "disable", "SELECT 1").output().unwrap();
+    assert!(!plain.status.success(), "plaintext must be refused");
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("TLS"));
+}
+
+#[test]
+fn python_psycopg_sqlalchemy_pandas() {
+    let python = std::env::var("KPIDB_PYTHON").unwrap_or_else(|_| "python3".into());
+    if !available(&python, &["-c", "import psycopg, sqlalchemy, pandas"]) {
+        return;
+    }
+    let (_dir, data) = sample_copy();
+    let served = Served::start(&data, SERVER_CONFIG, &[]);
+    let mut cmd = Command::new(&python);
+    cmd.arg("tests/clients/check_python.py")
+        .envs(client_env(&served, &data));
+    let out = run_checked(cmd, "python clients");
+    assert!(out.contains("all python checks passed"), "{out}");
+}
+
+#[test]
+fn jdbc_metadata_and_prepared_statements() {
+    let jar =
+        std::env::var("KPIDB_JDBC_JAR").unwrap_or_else(|_| "/usr/share/java/postgresql.jar".into());
+    if !available("java", &["-version"]) {
+        return;
+    }
+    if !Path::new(&jar).exists() {
+        assert!(
+            !required(),
+            "the PostgreSQL JDBC driver is required at {jar}"
+        );
+        eprintln!("SKIPPED: no JDBC driver at {jar} (.ci/run installs libpostgresql-jdbc-java)");
+        return;
+    }
+    let (_dir, data) = sample_copy();
+    let served = Served::start(&data, SERVER_CONFIG, &[]);
+    let mut cmd = Command::new("java");
+    cmd.args(["-cp", &jar, "tests/clients/JdbcCheck.java"])
+        .envs(client_env(&served, &data));
+    let out = run_checked(cmd, "JDBC");
+    assert!(out.contains("all jdbc checks passed"), "{out}");
+}
+
+#[tokio::test]
+async fn bi_tool_startup_sql_replays() {
+    let (_dir, data) = sample_copy();
+    let served = Served::start(&data, SERVER_CONFIG, &[]);
+    for tool in ["metabase", "grafana", "dbeaver", "superset"] {
+        let path = format!("tests/fixtures/bi/{tool}.sql");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let statements: Vec<&str> = text
+            .split("\n;\n")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        assert!(statements.len() >= 4, "{path}");
+        let (client, connection) =
+            tokio_postgres::connect(&served.pg_url(USER, PASSWORD), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        for sql in statements {
+            client
+                .simple_query(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{tool}: {sql}\n→ {}", describe(&e)));
+            let lower = sql.to_ascii_lowercase();
+            if lower.starts_with("select") || lower.starts_with("with") {
+                client
+                    .query(sql, &[])
+                    .await
+                    .unwrap_or_else(|e| panic!("{tool} (extended): {sql}\n→ {}", describe(&e)));
+            }
+        }
+    }
+}
+
+fn describe(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| format!("{}: {}", d.code().code(), d.message()))
+        .unwrap_or_else(|| e.to_string())
+}

@@ -1,0 +1,74 @@
+// The PostgreSQL JDBC driver against a running `kpidb serve`, the way Metabase,
+// DBeaver and Tableau use it: DatabaseMetaData.getTables/getColumns and a
+// PreparedStatement with parameters. Run with the driver on the class path:
+//   java -cp /usr/share/java/postgresql.jar JdbcCheck.java
+import java.math.BigDecimal;
+import java.sql.*;
+import java.util.*;
+
+public class JdbcCheck {
+    static void check(String name, boolean ok, Object detail) {
+        if (!ok) {
+            System.out.println("FAIL " + name + ": " + detail);
+            System.exit(1);
+        }
+        System.out.println("ok   " + name);
+    }
+
+    public static void main(String[] args) throws Exception {
+        String url = "jdbc:postgresql://" + System.getenv("KPIDB_PG_HOST") + ":"
+            + System.getenv("KPIDB_PG_PORT") + "/kpidb?sslmode=disable";
+        String user = System.getenv("KPIDB_PG_USER");
+        String password = System.getenv("KPIDB_PG_PASSWORD");
+        BigDecimal expected = new BigDecimal(System.getenv("KPIDB_EXPECTED_SCORE"));
+        int ranked = Integer.parseInt(System.getenv("KPIDB_EXPECTED_RANKED"));
+
+        try (Connection conn = DriverManager.getConnection(url, user, password)) {
+            DatabaseMetaData meta = conn.getMetaData();
+            Set<String> tables = new TreeSet<>();
+            try (ResultSet rs = meta.getTables(null, null, "%", new String[] {"TABLE"})) {
+                while (rs.next()) tables.add(rs.getString("TABLE_NAME"));
+            }
+            check("getTables", tables.containsAll(List.of("departments", "dept_scores",
+                "evaluations", "exante_reviews", "indicators", "project_scores", "projects",
+                "unit_budgets")), tables);
+            Set<String> columns = new TreeSet<>();
+            try (ResultSet rs = meta.getColumns(null, null, "dept_scores", "%")) {
+                while (rs.next()) columns.add(rs.getString("COLUMN_NAME"));
+            }
+            check("getColumns", columns.containsAll(List.of("year", "dept_code",
+                "indicator_code", "score")), columns);
+
+            try (PreparedStatement ps = conn.prepareStatement(
+                    "SELECT dept_code, total_score FROM dept_ranking(?) WHERE dept_code = ?")) {
+                ps.setInt(1, 2023);
+                ps.setString(2, "101");
+                try (ResultSet rs = ps.executeQuery()) {
+                    check("PreparedStatement row", rs.next(), "no row");
+                    BigDecimal score = rs.getBigDecimal(2);
+                    check("PreparedStatement BigDecimal", score.compareTo(expected) == 0,
+                        score + " != " + expected);
+                }
+            }
+            // Run the same prepared statement often enough for the driver to switch to
+            // a named server-side statement (prepareThreshold, 5 by default).
+            try (PreparedStatement ps = conn.prepareStatement(
+                    "SELECT count(*) FROM dept_ranking(?)")) {
+                for (int i = 0; i < 7; i++) {
+                    ps.setInt(1, 2023);
+                    try (ResultSet rs = ps.executeQuery()) {
+                        rs.next();
+                        check("PreparedStatement run " + (i + 1), rs.getInt(1) == ranked, rs.getInt(1));
+                    }
+                }
+            }
+            try (Statement st = conn.createStatement()) {
+                st.execute("DROP TABLE dept_scores");
+                check("write refused", false, "DROP TABLE ran");
+            } catch (SQLException e) {
+                check("write refused", "42501".equals(e.getSQLState()), e.getSQLState() + " " + e.getMessage());
+            }
+        }
+        System.out.println("all jdbc checks passed");
+    }
+}

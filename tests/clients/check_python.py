@@ -1,0 +1,87 @@
+"""Real Python clients against a running `kpidb serve`: psycopg (simple, bound
+parameters, binary results, Decimal), SQLAlchemy's inspector and pandas.read_sql
+(what Superset does on connect). Settings come from the environment; prints one
+line per check and exits non-zero on the first failure."""
+
+import decimal
+import os
+import sys
+
+import pandas
+import psycopg
+import sqlalchemy
+
+host = os.environ["KPIDB_PG_HOST"]
+port = int(os.environ["KPIDB_PG_PORT"])
+user = os.environ["KPIDB_PG_USER"]
+password = os.environ["KPIDB_PG_PASSWORD"]
+expected_score = decimal.Decimal(os.environ["KPIDB_EXPECTED_SCORE"])
+expected_ranked = int(os.environ["KPIDB_EXPECTED_RANKED"])
+tables = {
+    "departments", "dept_scores", "evaluations", "exante_reviews",
+    "indicators", "project_scores", "projects", "unit_budgets",
+}
+
+
+def check(name, ok, detail=""):
+    if not ok:
+        print(f"FAIL {name}: {detail}")
+        sys.exit(1)
+    print(f"ok   {name}")
+
+
+dsn = f"host={host} port={port} user={user} password={password} dbname=kpidb sslmode=disable"
+
+with psycopg.connect(dsn, autocommit=True) as conn:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT dept_code, total_score FROM dept_ranking(%s) WHERE dept_code = %s",
+            (2023, "101"),
+        )
+        code, score = cur.fetchone()
+        check("psycopg bound parameters", code == "101", code)
+        check("psycopg Decimal", isinstance(score, decimal.Decimal), type(score))
+        check("psycopg value", score == expected_score, f"{score} != {expected_score}")
+    with conn.cursor(binary=True) as cur:
+        cur.execute("SELECT total_score, rank FROM dept_ranking(%s) ORDER BY rank, dept_code", (2023,))
+        rows = cur.fetchall()
+        check("psycopg binary results", len(rows) == expected_ranked, len(rows))
+        check("psycopg binary Decimal", isinstance(rows[0][0], decimal.Decimal), type(rows[0][0]))
+
+with psycopg.connect(dsn) as conn:  # not autocommit: psycopg opens a transaction
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM departments")
+        check("psycopg in a transaction", cur.fetchone()[0] > 0)
+    conn.rollback()
+
+try:
+    psycopg.connect(dsn.replace(f"password={password}", "password=wrong")).close()
+    check("psycopg wrong password refused", False, "logged in")
+except psycopg.OperationalError as e:
+    check("psycopg wrong password refused", "password" in str(e), str(e))
+
+with psycopg.connect(dsn, autocommit=True) as conn:
+    try:
+        conn.execute("CREATE TABLE t (a INT)")
+        check("psycopg write refused", False, "CREATE TABLE ran")
+    except psycopg.errors.InsufficientPrivilege as e:
+        check("psycopg write refused", "read-only" in str(e), str(e))
+
+url = sqlalchemy.engine.URL.create(
+    "postgresql+psycopg", username=user, password=password, host=host, port=port,
+    database="kpidb", query={"sslmode": "disable"},
+)
+engine = sqlalchemy.create_engine(url)
+inspector = sqlalchemy.inspect(engine)
+names = set(inspector.get_table_names())
+check("SQLAlchemy inspector tables", tables <= names, sorted(names))
+columns = {c["name"] for c in inspector.get_columns("dept_scores")}
+check("SQLAlchemy inspector columns", {"year", "dept_code", "indicator_code", "score"} <= columns, columns)
+frame = pandas.read_sql("SELECT * FROM dept_ranking(2023) ORDER BY rank", engine)
+check("pandas.read_sql", len(frame) == expected_ranked, len(frame))
+check("pandas Decimal column", isinstance(frame["total_score"][0], decimal.Decimal), type(frame["total_score"][0]))
+frame = pandas.read_sql(
+    sqlalchemy.text("SELECT dept_code, score FROM dept_scores WHERE year = :y LIMIT 5"), engine, params={"y": 2022}
+)
+check("pandas.read_sql with parameters", len(frame) == 5, len(frame))
+print("all python checks passed")

@@ -1,0 +1,750 @@
+//! `kpidb serve` end to end: a real server process on loopback, real PostgreSQL
+//! (tokio-postgres) and HTTP (reqwest) clients. Every security rule has a test that
+//! fails if the rule breaks.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{run, sample_copy, stdout, Served, PASSWORD, SERVER_CONFIG, TOKEN, USER};
+use rust_decimal::Decimal;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+async fn connect(served: &Served) -> Client {
+    connect_as(served, USER, PASSWORD).await.expect("login")
+}
+
+async fn connect_as(
+    served: &Served,
+    user: &str,
+    password: &str,
+) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) =
+        tokio_postgres::connect(&served.pg_url(user, password), NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// Rows of a simple (text) query, NULL as "".
+async fn text_rows(client: &Client, sql: &str) -> Vec<Vec<String>> {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    messages
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).unwrap_or("").to_string())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The CLI's answer as CSV rows (header dropped).
+fn cli_rows(data: &std::path::Path, sql: &str) -> Vec<Vec<String>> {
+    let out = run(data, &["query", "--format", "csv", sql]);
+    assert!(out.status.success(), "{sql}: {}", common::stderr(&out));
+    let text = stdout(&out);
+    let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+    reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect()
+}
+
+/// Equal as values: booleans t/true, and numbers compared as numbers.
+fn same_cell(a: &str, b: &str) -> bool {
+    let norm = |s: &str| match s {
+        "t" => "true".to_string(),
+        "f" => "false".to_string(),
+        other => other.to_string(),
+    };
+    let (a, b) = (norm(a), norm(b));
+    if a == b {
+        return true;
+    }
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+        _ => false,
+    }
+}
+
+fn error_code(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.code().code().to_string())
+        .unwrap_or_else(|| format!("not a server error: {e}"))
+}
+
+fn error_message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| e.to_string())
+}
+
+#[tokio::test]
+async fn pg_answers_every_shipped_query_as_the_cli_does() {
+    let (_dir, data) = sample_copy();
+    let served = Served::start(&data, SERVER_CONFIG, &[]);
+    let client = connect(&served).await;
+    let mut checked = 0;
+    for entry in std::fs::read_dir("queries").unwrap() {
+        let path = entry.unwrap().path();
+        let sql = std::fs::read_to_string(&path).unwrap();
+        let expected = cli_rows(&data, &sql);
+        let got = text_rows(&client, &sql).await;
+        assert_eq!(got.len(), expected.len(), "{}", path.display());
+        for (g, e) in got.iter().zip(&expected) {
+            assert!(
+                g.len() == e.len() && g.iter().zip(e).all(|(a, b)| same_cell(a, b)),
+                "{}: server {g:?} != cli {e:?}",
+                path.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} query files");
+}
+
+#[tokio::test]
+async fn pg_prepared_statement_binds_parameters_and_returns_decimals() {
+    let (_dir, data) = sample_copy();
+    let served = Served::start(&data, SERVER_CONFIG, &[]);
+    let client = connect(&served).await;
+    let statement = client
+        .prepare("SELECT dept_code, total_score FROM dept_ranking($1) WHERE dept_code = $2")
+        .await
+        .expect("prepare");
+    let rows = client
+        .query(&statement, &[&2023i32, &"101"])
+        .await
+        .expect("execute");
+    assert_eq!(rows.len(), 1);
+    let score: Decimal = rows[0].get(1);
+    let expected: Decimal = cli_rows(
+        &data,
+        "SELECT total_score FROM dept_ranking(2023) WHERE dept_code = '101'",
+    )[0][0]
+        .parse()
+        .unwrap();
+    assert_eq!(score, expected);
+
+    // The same statement again with other parameters.
+    let rows = client.query(&statement, &[&2022i32, &"102"]).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let code: String = rows[0].get(0);
+    assert_eq!(code, "102");
+}
+
+#[tokio::test]
+async fn pg_refuses_writes_and_files_and_leaves_no_trace() {
+    let (dir, data) = sample_copy();
+    let served = Served::start(&data, SERVER_CONFIG, &[]);
+    let client = connect(&served).await;
+    let outside = dir.path().join("stolen.csv");
+    let outside = outside.display();
+    let attempts = [
+        "CREATE TABLE t (a INT)".to_string(),
+        "CREATE TABLE t AS SELECT * FROM dept_scores".to_string(),
+        "CREATE VIEW v AS SELECT 1".to_string(),
+        "CREATE SCHEMA s".to_string(),
+        "DROP TABLE dept_scores".to_string(),
+        "INSERT INTO dept_scores SELECT * FROM dept_scores".to_string(),
+        "DELETE FROM dept_scores".to_string(),
+        "UPDATE dept_scores SET score = 0".to_string(),
+        format!("COPY dept_scores TO '{outside}'"),
+        format!("COPY (SELECT * FROM departments) TO '{outside}'"),
+        format!("CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '{outside}'"),
+        "SET datafusion.execution.target_partitions = 1".to_string(),
+        "EXPLAIN INSERT INTO dept_scores SELECT * FROM dept_scores".to_string(),
+    ];
+    for sql in &attempts {
+        // Simple protocol…
+        let err = client.simple_query(sql).await.expect_err(sql);
+        let code = error_code(&err);
+        assert!(
+            code == "42501" || code == "42601",
+            "{sql}: expected a refusal, got {code}: {}",
+            error_message(&err)
+        );
+        // …and extended protocol.
+        let err = client.query(sql.as_str(), &[]).await.expect_err(sql);
+        let code = error_code(&err);
+        assert!(
+            code == "42501" || code == "42601",
+            "{sql} (extended): {code}"
+        );
+    }
+    let err = client
+        .simple_query("DROP TABLE dept_scores")
+        .await
+        .unwrap_err();
+    assert!(
+        error_message(&err).contains("read-only") && error_message(&err).contains("DROP TABLE"),
+        "{}",
+        error_message(&err)
+    );
+    // Reading a file by path is refused too.
+    for sql in [
+        "SELECT * FROM '/etc/passwd'".to_string(),
+        format!(
+            "SELECT * FROM '{}/dept_scores/_delta_log/00000000000000000000.json'",
+            data.display()
+        ),
+    ] {
+        assert!(client.simple_query(&sql).await.is_err(), "{sql}");
+    }
+
+    // Nothing was written or registered, and the data is whole.
+    assert!(!dir.path().join("stolen.csv").exists());
+    let other = connect(&served).await;
+    let names = text_rows(
+        &other,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+    )
+    .await;
+    let names: Vec<&str> = names.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "departments",
+            "dept_scores",
+            "evaluations",
+            "exante_reviews",
+            "indicators",
+            "project_scores",
+            "projects",
+            "unit_budgets"
+        ]
+    );
+    let count = text_rows(&other, "SELECT count(*) FROM dept_scores").await;
+    assert_eq!(
+        count[0][0],
+        common::scalar(&data, "SELECT count(*) FROM dept_scores")
+    );
+}
+
+#[tokio::test]
+async fn one_connections_settings_are_its_own() {
+    let (_dir, data) = sample_copy();
+    let served = Served::start(&data, SERVER_CONFIG, &[]);
+    let a = connect(&served).await;
+    let b = connect(&served).await;
+    let before = text_rows(&b, "SHOW search_path").await;
+    a.simple_query("SET search_path = 'elsewhere'")
+        .await
+        .unwrap();
+    a.simple_query("SET application_name = 'a'").await.unwrap();
+    assert_eq!(text_rows(&a, "SHOW search_path").await[0][0], "elsewhere");
+    assert_eq!(text_rows(&b, "SHOW search_path").await, before);
+    // Harmless driver settings are accepted.
+    a.simple_query("SET client_encoding = 'UTF8'")
+        .await
+        .unwrap();
+    a.simple_query("SET extra_float_digits = 3").await.unwrap();
+}
+
+#[tokio::test]
+async fn pg_password_authentication() {
+    let (_dir, data) = sample_copy();
+    let served = Served::start(&data, SERVER_CONFIG, &[]);
+    assert!(connect_as(&served, USER, PASSWORD).await.is_ok());
+    for (user, password) in [(USER, "wrong"), ("nobody", PASSWORD), (USER, "")] {
+        let err = match connect_as(&served, user, password).await {
+            Ok(_) => panic!("{user}/{password} logged in"),
+            Err(e) => e,
+        };
+        let text = format!("{err} {}", error_message(&err));
+        assert!(
+            text.contains("password") || error_code(&err) == "28P01",
+            "{user}: {text}"
+        );
+    }
+}
+
+#[test]
+fn refuses_to_start_exposed_without_credentials_or_with_bad_tls() {
+    let (_dir, data) = sample_copy();
+    let err = Served::try_start(&data, "", &["--pg-listen", "0.0.0.0:0"], &[])
+        .err()
+        .expect("must not start");
+    assert!(err.contains("without credentials"), "{err}");
+    let err = Served::try_start(&data, "", &["--http-listen", "0.0.0.0:0"], &[])
+        .err()
+        .expect("must not start");
+    assert!(err.contains("without credentials"), "{err}");
+
+    let missing = Served::try_start(
+        &data,
+        SERVER_CONFIG,
+        &[
+            "--tls-cert",
+            "tests/fixtures/tls/cert.pem",
+            "--tls-key",
+            "no-such-key.pem",
+        ],
+        &[],
+    )
+    .err()
+    .expect("must not start");
+    assert!(missing.contains("no-such-key.pem"), "{missing}");
+    let garbage = Served::try_start(
+        &data,
+        SERVER_CONFIG,
+        &[
+            "--tls-cert",
+            "Cargo.toml",
+            "--tls-key",
+            "tests/fixtures/tls/key.pem",
+        ],
+        &[],
+    )
+    .err()
+    .expect("must not start");
+    assert!(garbage.contains("Cargo.toml"), "{garbage}");
+}
+
+#[tokio::test]
+async fn tls_is_required_once_configured() {
+    let (_dir, data) = sample_copy();
+    let served = Served::start(
+        &data,
+        SERVER_CONFIG,
+        &[
+            "--tls-cert",
+            "tests/fixtures/tls/cert.pem",
+            "--tls-key",
+            "tests/fixtures/tls/key.pem",
+        ],
+    );
+    // Plaintext PostgreSQL is refused…
+    let err = connect_as(&served, USER, PASSWORD)
+        .await
+        .err()
+        .expect("plaintext refused");
+    assert!(
+        error_message(&err).contains("TLS"),
+        "{}",
+        error_message(&err)
+    );
+    // …and HTTP is HTTPS only.
+    assert!(served.http.starts_with("https://"), "{}", served.http);
+    let cert =
+        reqwest::Certificate::from_pem(&std::fs::read("tests/fixtures/tls/cert.pem").unwrap())
+            .unwrap();
+    let https = reqwest::Client::builder()
+        .add_root_certificate(cert)
+        .build()
+        .unwrap();
+    let url = format!("{}/api/sql", served.http.replace("127.0.0.1", "localhost"));
+    let response = https
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .body("SELECT 1 AS one")
+        .send()
+        .await
+        .expect("https works");
+    assert_eq!(response.status(), 200);
+    let plain = served.http.replace("https://", "http://");
+    assert!(reqwest::get(format!("{plain}/healthz")).await.is_err());
+}
+
+#[tokio::test]
+async fn runaway_query_is_stopped_and_others_are_served() {
+    let (_dir, data) = sample_copy();
+    let served = Served::start(&data, SERVER_CONFIG, &["--query-timeout", "3s"]);
+    let runaway = connect(&served).await;
+    let started = Instant::now();
+    let task = tokio::spawn(async move {
+        runaway
+            .simple_query(
+                "SELECT count(*) FROM dept_scores a CROSS JOIN dept_scores b CROSS JOIN dept_scores c",
+            )
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Another client is served while the runaway runs.
+    let other = connect(&served).await;
+    let quick = Instant::now();
+    let rows = text_rows(&other, "SELECT count(*) FROM departments").await;
+    assert!(!rows.is_empty());
+    assert!(
+        !task.is_finished(),
+        "the runaway query should still be running"
+    );
+    eprintln!(
+        "a small query answered in {:?} beside a runaway",
+        quick.elapsed()
+    );
+    let err = task.await.unwrap().expect_err("runaway must fail");
+    assert_eq!(error_code(&err), "57014", "{}", error_message(&err));
+    assert!(
+        error_message(&err).contains("query_timeout"),
+        "{}",
+        error_message(&err)
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+    // The server is still fine.
+    let rows = text_rows(&other, "SELECT count(*) FROM dept_scores").await;
+    assert!(!rows.is_empty());
+}
+
+#[tokio::test]
+async fn memory_limit_stops_a_query_with_a_clear_error() {
+    let (_dir, data) = sample_copy();
+    let served = Served::start(&data, SERVER_CONFIG, &["--memory-limit", "8MiB"]);
+    let client = connect(&served).await;
+    let err = client
+        .simple_query(
+            "SELECT a.dept_code, a.indicator_code, b.indicator_code, b.year, count(*) \
+             FROM dept_scores a CROSS JOIN dept_scores b GROUP BY 1, 2, 3, 4",
+        )
+        .await
+        .expect_err("must run out of memory");
+    assert_eq!(error_code(&err), "53200", "{}", error_message(&err));
+    assert!(
+        error_message(&err).contains("memory_limit"),
+        "{}",
+        error_message(&err)
+    );
+    assert!(!text_rows(&client, "SELECT 1").await.is_empty());
+}
+
+#[tokio::test]
+async fn cancel_request_stops_a_running_query() {
+    let (_dir, data) = sample_copy();
+    let served = Served::start(&data, SERVER_CONFIG, &["--query-timeout", "60s"]);
+    let client = connect(&served).await;
+    let token = client.cancel_token();
+    let started = Instant::now();
+    let task = tokio::spawn(async move {
+        client
+            .simple_query(
+                "SELECT count(*) FROM dept_scores a CROSS JOIN dept_scores b CROSS JOIN dept_scores c",
+            )
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    token.cancel_query(NoTls).await.expect("cancel sent");
+    let err = task.await.unwrap().expect_err("cancelled");
+    assert_eq!(error_code(&err), "57014", "{}", error_message(&err));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn max_connections_refuses_the_one_too_many() {
+    let (_dir, data) = sample_copy();
+    let served = Served::start(&data, SERVER_CONFIG, &["--max-connections", "2"]);
+    let a = connect(&served).await;
+    let b = connect(&served).await;
+    let err = connect_as(&served, USER, PASSWORD)
+        .await
+        .err()
+        .expect("third refused");
+    assert!(
+        format!("{err} {}", error_message(&err)).contains("too many"),
+        "{err}"
+    );
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(connect_as(&served, USER, PASSWORD).await.is_ok());
+    drop(b);
+}
+
+#[tokio::test]
+async fn http_answers_in_every_format_like_the_cli() {
+    let (_dir, data) = sample_copy();
+    let served = Served::start(&data, SERVER_CONFIG, &[]);
+    let http = reqwest::Client::new();
+    let sql = std::fs::read_to_string("queries/dept_ranking.sql").unwrap();
+    let post = |accept: &'static str| {
+        http.post(format!("{}/api/sql", served.http))
+            .bearer_auth(TOKEN)
+            .header("Accept", accept)
+            .body(sql.clone())
+            .send()
+    };
+
+    let cli = |format: &str| {
+        let out = run(&data, &["query", "--format", format, &sql]);
+        assert!(out.status.success());
+        out.stdout
+    };
+    let csv = post("text/csv").await.unwrap();
+    assert_eq!(csv.status(), 200);
+    assert!(csv.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert_eq!(csv.bytes().await.unwrap().to_vec(), cli("csv"));
+
+    let json = post("application/json").await.unwrap();
+    assert_eq!(json.status(), 200);
+    let got: serde_json::Value = json.json().await.unwrap();
+    let expected: serde_json::Value = serde_json::from_slice(&cli("json")).unwrap();
+    assert_eq!(got, expected);
+
+    let arrow = post("application/vnd.apache.arrow.stream").await.unwrap();
+    assert_eq!(arrow.status(), 200);
+    let bytes = arrow.bytes().await.unwrap();
+    let reader =
+        datafusion::arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+            .unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, expected.as_array().unwrap().len());
+
+    let parquet = post("application/vnd.apache.parquet").await.unwrap();
+    assert_eq!(parquet.status(), 200);
+    let bytes = parquet.bytes().await.unwrap();
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, expected.as_array().unwrap().len());
+
+    // ?format= wins over Accept; JSON bodies work; bad Accept is 406.
+    let response = http
+        .post(format!("{}/api/sql?format=csv", served.http))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"sql": "SELECT 1 AS one"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "one\n1\n");
+    let response = post("image/png").await.unwrap();
+    assert_eq!(response.status(), 406);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "not_acceptable");
+}
+
+#[tokio::test]
+async fn http_errors_auth_tables_health_and_metrics() {
+    let (dir, data) = sample_copy();
+    let served = Served::start(&data, SERVER_CONFIG, &[]);
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", served.http);
+
+    // Authentication.
+    let response = http
+        .post(url("/api/sql"))
+        .body("SELECT 1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let response = http
+        .post(url("/api/sql"))
+        .bearer_auth("0123456789abcdef0123456789abcdeX")
+        .body("SELECT 1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "unauthorized");
+    let response = http
+        .post(url("/api/sql"))
+        .basic_auth(USER, Some(PASSWORD))
+        .body("SELECT 1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        http.get(url("/metrics")).send().await.unwrap().status(),
+        401
+    );
+
+    // Errors are JSON {code, message} with the right status.
+    let outside = dir.path().join("copied.csv");
+    for (sql, status, code) in [
+        ("SELEKT 1".to_string(), 400, "syntax_error"),
+        ("SELECT * FROM nowhere".to_string(), 400, "undefined_table"),
+        ("DROP TABLE dept_scores".to_string(), 403, "read_only"),
+        (
+            format!("COPY dept_scores TO '{}'", outside.display()),
+            403,
+            "read_only",
+        ),
+        (
+            format!(
+                "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '{}'",
+                outside.display()
+            ),
+            403,
+            "read_only",
+        ),
+        ("SELECT 1; SELECT 2".to_string(), 400, "bad_request"),
+    ] {
+        let response = http
+            .post(url("/api/sql"))
+            .bearer_auth(TOKEN)
+            .body(sql.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{sql}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["code"], code, "{sql}: {body}");
+        assert!(!body["message"].as_str().unwrap().is_empty());
+    }
+    assert!(!outside.exists());
+
+    // Tables.
+    let tables: serde_json::Value = http
+        .get(url("/api/tables"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tables.as_array().unwrap().len(), 8);
+    let table: serde_json::Value = http
+        .get(url("/api/tables/dept_scores"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(table["version"], common::version(&data, "dept_scores"));
+    assert_eq!(
+        table["rows"].to_string(),
+        common::scalar(&data, "SELECT count(*) FROM dept_scores")
+    );
+    let columns: Vec<&str> = table["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(columns.contains(&"score") && columns.contains(&"indicator_code"));
+    let missing = http
+        .get(url("/api/tables/nope"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+
+    // Health (open) and metrics (authenticated).
+    let health: serde_json::Value = http
+        .get(url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    let metrics = http
+        .get(url("/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "kpidb_queries_total",
+        "kpidb_query_errors_total",
+        "kpidb_query_duration_seconds_bucket",
+        "kpidb_active_connections",
+        "kpidb_auth_failures_total",
+        "kpidb_table_version",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn an_ingest_is_seen_by_a_running_server() {
+    let (dir, data) = sample_copy();
+    let served = Served::start(&data, SERVER_CONFIG, &[]);
+    let client = connect(&served).await;
+    let before = text_rows(&client, "SELECT count(*) FROM departments").await[0][0].clone();
+    let csv = dir.path().join("new.csv");
+    std::fs::write(
+        &csv,
+        "dept_code,dept_name,parent_code,sector\n199,市测试局,,党政\n",
+    )
+    .unwrap();
+    let out = run(&data, &["ingest", "departments", csv.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = text_rows(&client, "SELECT count(*) FROM departments").await[0][0].clone();
+        if now != before {
+            assert_eq!(
+                now.parse::<i64>().unwrap(),
+                before.parse::<i64>().unwrap() + 1
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server never saw the ingest");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// 32 clients query at once for a bounded time; every query must succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn load_32_concurrent_clients_without_errors() {
+    let (_dir, data) = sample_copy();
+    let served = Served::start(&data, SERVER_CONFIG, &[]);
+    let queries = [
+        "SELECT rank, dept_code, total_score FROM dept_ranking(2023) ORDER BY rank LIMIT 10",
+        "SELECT count(*) FROM dept_scores WHERE year = 2022",
+        "SELECT * FROM indicator_callouts(2023, 3) LIMIT 20",
+    ];
+    let run_for = Duration::from_secs(8);
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let client = connect(&served).await;
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let mut latencies = Vec::new();
+            let mut n = i;
+            while started.elapsed() < run_for {
+                let sql = queries[n % queries.len()];
+                let t = Instant::now();
+                if n % 2 == 0 {
+                    client.simple_query(sql).await.map(|_| ())?;
+                } else {
+                    client.query(sql, &[]).await.map(|_| ())?;
+                }
+                latencies.push(t.elapsed());
+                n += 1;
+            }
+            Ok::<_, tokio_postgres::Error>(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap().expect("no query may fail under load"));
+    }
+    all.sort();
+    let p = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    eprintln!(
+        "load: 32 clients, {} queries in {:?} ({:.0}/s), p50 {:?}, p95 {:?}, max {:?}",
+        all.len(),
+        run_for,
+        all.len() as f64 / run_for.as_secs_f64(),
+        p(0.5),
+        p(0.95),
+        all[all.len() - 1]
+    );
+    assert!(all.len() >= 32);
+}
