@@ -102,7 +102,13 @@ fn psql_lists_and_describes_tables_and_queries() {
     wrong.env("PGPASSWORD", "wrong");
     let out = wrong.output().unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("password"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "password authentication failed for user \"{USER}\""
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -138,7 +144,10 @@ fn psql_over_tls() {
 #[test]
 fn python_psycopg_sqlalchemy_pandas() {
     let python = std::env::var("KPIDB_PYTHON").unwrap_or_else(|_| "python3".into());
-    if !available(&python, &["-c", "import psycopg, sqlalchemy, pandas"]) {
+    if !available(
+        &python,
+        &["-c", "import psycopg, psycopg2, sqlalchemy, pandas"],
+    ) {
         return;
     }
     let (_dir, data) = sample_copy();

@@ -316,7 +316,7 @@ async fn run_sql(
     }
 
     let mut statements = DFParser::parse_sql_with_dialect(&sql, &GenericDialect {})
-        .map_err(|e| ClientError::from_datafusion(&DataFusionError::from(e)))?;
+        .map_err(|e| ClientError::from_datafusion(&e))?;
     if statements.len() != 1 {
         return Err(ClientError::new(
             "bad_request",

@@ -9,16 +9,23 @@
 //! - [`errors`]: one mapping from failures to HTTP statuses and SQLSTATEs.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`tls`]: certificate loading.
+//! - [`current_setting`], [`pg_type_is_visible`], [`to_regtype`], [`version`]: PostgreSQL functions that
+//!   drivers and BI tools call on connect; [`compat`]: rewrites for their catalog SQL.
 
 pub mod auth;
+pub mod compat;
 pub mod config;
+pub mod current_setting;
 pub mod errors;
 pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod pg;
+pub mod pg_type_is_visible;
 pub mod policy;
 pub mod tls;
+pub mod to_regtype;
+pub mod version;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -91,6 +98,10 @@ pub async fn start(
         let mut state = state.write();
         datafusion_postgres::datafusion_pg_functions::register_all(&mut *state);
     }
+    base.register_udf(current_setting::udf());
+    base.register_udf(version::udf());
+    base.register_udf(to_regtype::udf());
+    base.register_udf(pg_type_is_visible::udf());
     let metrics = metrics::Metrics::new();
     for (table, version) in engine.versions() {
         metrics.table_version(&table, version);

@@ -19,6 +19,7 @@ use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
@@ -327,19 +328,36 @@ struct Errors {
 }
 
 impl ErrorHandler for Errors {
-    fn on_error<C>(&self, _client: &C, error: &mut PgWireError)
+    fn on_error<C>(&self, client: &C, error: &mut PgWireError)
     where
         C: ClientInfo,
     {
+        if let PgWireError::InvalidPassword(_) = error {
+            // SCRAM carries no user name; say which login failed, as PostgreSQL does.
+            let user = client
+                .metadata()
+                .get(pgwire::api::METADATA_USER)
+                .cloned()
+                .unwrap_or_default();
+            *error = PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                "28P01".into(),
+                format!("password authentication failed for user \"{user}\""),
+            )));
+        }
         if let PgWireError::ApiError(inner) = error {
             if let Some(df) = inner.downcast_ref::<DataFusionError>() {
                 *error = user_error(&ClientError::from_datafusion(df));
+            } else if let Some(parse) = inner.downcast_ref::<ParserError>() {
+                *error = user_error(&ClientError::new(
+                    "syntax_error",
+                    format!("SQL error: {parse}"),
+                ));
             }
         }
         let code = match error {
             PgWireError::UserError(info) => info.code.clone(),
             PgWireError::QueryCanceled => "57014".into(),
-            PgWireError::InvalidPassword(_) => "28P01".into(),
             _ => "XX000".into(),
         };
         log::debug!("pg: error {code}: {error}");
@@ -367,8 +385,10 @@ impl Guard {
         statement: &Statement,
         session: &SessionContext,
     ) -> PgWireResult<LogicalPlan> {
+        let mut statement = statement.clone();
+        super::compat::aggregate_scalar_subqueries(&mut statement);
         let state = session.state();
-        let planning = state.statement_to_plan(DFStatement::Statement(Box::new(statement.clone())));
+        let planning = state.statement_to_plan(DFStatement::Statement(Box::new(statement)));
         let plan = match tokio::time::timeout(self.limits.timeout, planning).await {
             Ok(plan) => plan,
             Err(_) => Err(DataFusionError::External(Box::new(Stopped::Timeout(

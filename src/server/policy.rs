@@ -73,6 +73,12 @@ pub fn classify(statement: &Statement) -> Verdict {
         },
         Statement::ShowVariable { .. } | Statement::ShowVariables { .. } => Verdict::Session,
         Statement::ShowStatus { .. } => Verdict::Session,
+        // Savepoints change nothing where nothing can be written (SQLAlchemy uses them).
+        Statement::Savepoint { .. } => Verdict::Ignore("SAVEPOINT"),
+        Statement::ReleaseSavepoint { .. } => Verdict::Ignore("RELEASE"),
+        Statement::Rollback {
+            savepoint: Some(_), ..
+        } => Verdict::Ignore("ROLLBACK"),
         Statement::StartTransaction { .. }
         | Statement::Commit { .. }
         | Statement::Rollback { .. } => Verdict::Session,

@@ -40,9 +40,8 @@ public class JdbcCheck {
                 "indicator_code", "score")), columns);
 
             try (PreparedStatement ps = conn.prepareStatement(
-                    "SELECT dept_code, total_score FROM dept_ranking(?) WHERE dept_code = ?")) {
-                ps.setInt(1, 2023);
-                ps.setString(2, "101");
+                    "SELECT dept_code, total_score FROM dept_ranking(2023) WHERE dept_code = ?")) {
+                ps.setString(1, "101");
                 try (ResultSet rs = ps.executeQuery()) {
                     check("PreparedStatement row", rs.next(), "no row");
                     BigDecimal score = rs.getBigDecimal(2);
@@ -53,9 +52,9 @@ public class JdbcCheck {
             // Run the same prepared statement often enough for the driver to switch to
             // a named server-side statement (prepareThreshold, 5 by default).
             try (PreparedStatement ps = conn.prepareStatement(
-                    "SELECT count(*) FROM dept_ranking(?)")) {
+                    "SELECT count(*) FROM dept_ranking(2023) WHERE rank >= ?")) {
                 for (int i = 0; i < 7; i++) {
-                    ps.setInt(1, 2023);
+                    ps.setInt(1, 1);
                     try (ResultSet rs = ps.executeQuery()) {
                         rs.next();
                         check("PreparedStatement run " + (i + 1), rs.getInt(1) == ranked, rs.getInt(1));

@@ -106,9 +106,16 @@ impl Served {
             .arg(data)
             .arg("--config")
             .arg(&config_path)
-            .arg("serve")
-            .args(["--pg-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
-            .args(flags)
+            .arg("serve");
+        for (flag, default) in [
+            ("--pg-listen", "127.0.0.1:0"),
+            ("--http-listen", "127.0.0.1:0"),
+        ] {
+            if !flags.contains(&flag) {
+                cmd.args([flag, default]);
+            }
+        }
+        cmd.args(flags)
             .env_remove("KPIDB_USER")
             .env_remove("KPIDB_PASSWORD")
             .env_remove("KPIDB_TOKEN")
@@ -178,7 +185,7 @@ impl Served {
     /// A libpq-style connection string for `user`/`password`.
     pub fn pg_url(&self, user: &str, password: &str) -> String {
         format!(
-            "host={} port={} user={user} password={password} dbname=kpidb",
+            "host={} port={} user='{user}' password='{password}' dbname=kpidb",
             self.pg_host(),
             self.pg_port()
         )

@@ -1,0 +1,103 @@
+//! Rewrites that let BI tools' catalog queries run on DataFusion. Only the
+//! PostgreSQL front end applies them, to the statements clients send.
+//!
+//! Catalog queries (SQLAlchemy's column reflection, which Superset runs on connect)
+//! use correlated scalar subqueries that return one row without aggregating, such as
+//! `(SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d WHERE d.adrelid = a.attrelid)`.
+//! DataFusion plans a correlated scalar subquery only when it aggregates, so such a
+//! subquery's single output is wrapped in `max(…)`: the same value for zero or one
+//! row, which is what these subqueries return.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions_mut, Expr, GroupByExpr, SelectItem, SetExpr, Statement,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+const AGGREGATES: &[&str] = &[
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "array_agg",
+    "string_agg",
+    "bool_and",
+    "bool_or",
+    "json_agg",
+    "jsonb_agg",
+    "json_object_agg",
+    "every",
+    "first_value",
+    "last_value",
+];
+
+pub fn aggregate_scalar_subqueries(statement: &mut Statement) {
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Subquery(query) = expr {
+            if let SetExpr::Select(select) = query.body.as_mut() {
+                let grouped = match &select.group_by {
+                    GroupByExpr::Expressions(exprs, _) => !exprs.is_empty(),
+                    GroupByExpr::All(_) => true,
+                };
+                if select.projection.len() == 1
+                    && !grouped
+                    && select.having.is_none()
+                    && !select.from.is_empty()
+                {
+                    wrap_in_max(&mut select.projection[0]);
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+fn wrap_in_max(item: &mut SelectItem) {
+    let (expr, alias) = match item {
+        SelectItem::UnnamedExpr(expr) => (expr, None),
+        SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.clone())),
+        _ => return,
+    };
+    let text = expr.to_string();
+    let lower = text.to_ascii_lowercase();
+    if AGGREGATES
+        .iter()
+        .any(|name| lower.contains(&format!("{name}(")))
+    {
+        return;
+    }
+    let Ok(wrapped) = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&format!("max({text})"))
+        .and_then(|mut parser| parser.parse_expr())
+    else {
+        return;
+    };
+    *item = match alias {
+        Some(alias) => SelectItem::ExprWithAlias {
+            expr: wrapped,
+            alias,
+        },
+        None => SelectItem::UnnamedExpr(wrapped),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_only_unaggregated_scalar_subqueries() {
+        let sql = "SELECT a.x, (SELECT d.y FROM d WHERE d.k = a.k) AS y, \
+                   (SELECT count(*) FROM d WHERE d.k = a.k) AS n FROM a";
+        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        aggregate_scalar_subqueries(&mut statement);
+        let text = statement.to_string();
+        assert!(text.contains("(SELECT max(d.y) FROM d"), "{text}");
+        assert!(text.contains("(SELECT count(*) FROM d"), "{text}");
+    }
+}
