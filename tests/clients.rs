@@ -117,16 +117,7 @@ fn psql_over_tls() {
         return;
     }
     let (_dir, data) = sample_copy();
-    let served = Served::start(
-        &data,
-        SERVER_CONFIG,
-        &[
-            "--tls-cert",
-            "tests/fixtures/tls/cert.pem",
-            "--tls-key",
-            "tests/fixtures/tls/key.pem",
-        ],
-    );
+    let served = Served::start(&data, SERVER_CONFIG, common::TLS_FLAGS);
     let out = run_checked(
         psql(
             &served,

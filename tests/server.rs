@@ -371,16 +371,7 @@ fn refuses_to_start_exposed_without_credentials_or_with_bad_tls() {
 #[tokio::test]
 async fn tls_is_required_once_configured() {
     let (_dir, data) = sample_copy();
-    let served = Served::start(
-        &data,
-        SERVER_CONFIG,
-        &[
-            "--tls-cert",
-            "tests/fixtures/tls/cert.pem",
-            "--tls-key",
-            "tests/fixtures/tls/key.pem",
-        ],
-    );
+    let served = Served::start(&data, SERVER_CONFIG, common::TLS_FLAGS);
     // Plaintext PostgreSQL is refused…
     let err = connect_as(&served, USER, PASSWORD)
         .await

@@ -187,13 +187,16 @@ pub async fn run(cli: Cli) -> Result<()> {
                 _ => None,
             };
             let overrides = crate::server::Overrides {
-                pg_listen: args.pg_listen,
-                http_listen: args.http_listen,
-                tls_cert: args.tls_cert,
-                tls_key: args.tls_key,
-                memory_limit: args.memory_limit,
-                query_timeout: args.query_timeout,
-                max_connections: args.max_connections,
+                flags: crate::server::ServerConfig {
+                    pg_listen: args.pg_listen,
+                    http_listen: args.http_listen,
+                    tls_cert: args.tls_cert,
+                    tls_key: args.tls_key,
+                    memory_limit: args.memory_limit,
+                    query_timeout: args.query_timeout,
+                    max_connections: args.max_connections,
+                    ..Default::default()
+                },
                 user,
                 token: std::env::var("KPIDB_TOKEN").ok(),
             };

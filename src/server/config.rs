@@ -56,16 +56,11 @@ pub struct TokenConfig {
     pub token_env: Option<String>,
 }
 
-/// What `kpidb serve` flags and environment variables override.
+/// What `kpidb serve` flags and environment variables override: the same keys as
+/// the file (users and tokens excepted), plus one user and one token.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
-    pub pg_listen: Option<String>,
-    pub http_listen: Option<String>,
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
-    pub memory_limit: Option<String>,
-    pub query_timeout: Option<String>,
-    pub max_connections: Option<usize>,
+    pub flags: ServerConfig,
     /// KPIDB_USER / KPIDB_PASSWORD: one more user.
     pub user: Option<(String, String)>,
     /// KPIDB_TOKEN: one more bearer token.
@@ -94,15 +89,16 @@ pub struct Settings {
 
 impl Settings {
     pub fn resolve(config: &ServerConfig, overrides: Overrides) -> Result<Settings> {
+        let flags = overrides.flags;
         let pick = |flag: Option<String>, file: &Option<String>| flag.or_else(|| file.clone());
         let pg_listen = listen(
             "pg_listen",
-            pick(overrides.pg_listen, &config.pg_listen),
+            pick(flags.pg_listen, &config.pg_listen),
             "127.0.0.1:5433",
         )?;
         let http_listen = listen(
             "http_listen",
-            pick(overrides.http_listen, &config.http_listen),
+            pick(flags.http_listen, &config.http_listen),
             "127.0.0.1:8080",
         )?;
         if pg_listen.is_none() && http_listen.is_none() {
@@ -111,8 +107,8 @@ impl Settings {
             ));
         }
         let tls = match (
-            overrides.tls_cert.or_else(|| config.tls_cert.clone()),
-            overrides.tls_key.or_else(|| config.tls_key.clone()),
+            flags.tls_cert.or_else(|| config.tls_cert.clone()),
+            flags.tls_key.or_else(|| config.tls_key.clone()),
         ) {
             (Some(cert), Some(key)) => Some((cert, key)),
             (None, None) => None,
@@ -129,17 +125,17 @@ impl Settings {
         };
         let memory_limit = parse_size(
             "memory_limit",
-            &pick(overrides.memory_limit, &config.memory_limit).unwrap_or("4GiB".into()),
+            &pick(flags.memory_limit, &config.memory_limit).unwrap_or("4GiB".into()),
         )?;
         let query_timeout = parse_duration(
             "query_timeout",
-            &pick(overrides.query_timeout, &config.query_timeout).unwrap_or("60s".into()),
+            &pick(flags.query_timeout, &config.query_timeout).unwrap_or("60s".into()),
         )?;
         let refresh_interval = parse_duration(
             "refresh_interval",
-            config.refresh_interval.as_deref().unwrap_or("2s"),
+            &pick(flags.refresh_interval, &config.refresh_interval).unwrap_or("2s".into()),
         )?;
-        let max_connections = overrides
+        let max_connections = flags
             .max_connections
             .or(config.max_connections)
             .unwrap_or(64);

@@ -212,6 +212,13 @@ password = "correct horse battery"
 name = "scripts"
 token = "0123456789abcdef0123456789abcdef"
 "#;
+/// `serve` flags for TLS with the test certificate (clients trust tests/fixtures/tls/ca.pem).
+pub const TLS_FLAGS: &[&str] = &[
+    "--tls-cert",
+    "tests/fixtures/tls/cert.pem",
+    "--tls-key",
+    "tests/fixtures/tls/key.pem",
+];
 pub const USER: &str = "analyst";
 pub const PASSWORD: &str = "correct horse battery";
 pub const TOKEN: &str = "0123456789abcdef0123456789abcdef";
