@@ -11,6 +11,7 @@
 //! - [`server`]: `kpidb serve`, the PostgreSQL wire protocol and HTTP API.
 //! - [`cli`]: the `kpidb` command: query, repl, ingest, history, serve, gen-sample.
 //! - [`config`]: where the warehouse is found, and kpidb.toml.
+//! - [`output`]: what the CLI and the HTTP API share about writing results.
 //! - [`error`]: [`Error`], split by who caused it.
 
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod error;
 pub mod functions;
 pub mod ingest;
 pub mod model;
+pub mod output;
 pub mod sample;
 pub mod server;
 pub mod storage;

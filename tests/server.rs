@@ -548,6 +548,20 @@ async fn http_answers_in_every_format_like_the_cli() {
     let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
     assert_eq!(rows, expected.as_array().unwrap().len());
 
+    // List columns (lowest_k) are written as text in CSV, as the CLI does.
+    let talks = std::fs::read_to_string("queries/talks_list.sql").unwrap();
+    let response = http
+        .post(format!("{}/api/sql?format=csv", served.http))
+        .bearer_auth(TOKEN)
+        .body(talks.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let out = run(&data, &["query", "--format", "csv", "--", &talks]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(response.bytes().await.unwrap().to_vec(), out.stdout);
+
     // ?format= wins over Accept; JSON bodies work; bad Accept is 406.
     let response = http
         .post(format!("{}/api/sql?format=csv", served.http))

@@ -75,10 +75,10 @@ impl Output {
                     .with_header(true)
                     .build(&mut self.sink);
                 if batches.is_empty() {
-                    writer.write(&RecordBatch::new_empty(schema))?;
+                    writer.write(&crate::output::csv_ready(&RecordBatch::new_empty(schema))?)?;
                 }
                 for batch in batches {
-                    writer.write(batch)?;
+                    writer.write(&crate::output::csv_ready(batch)?)?;
                 }
             }
             OutputFormat::Json => {

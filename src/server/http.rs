@@ -458,7 +458,9 @@ impl Writer {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), String> {
         match self {
             Writer::Json(w) => w.write(batch).map_err(|e| e.to_string()),
-            Writer::Csv(w) => w.write(batch).map_err(|e| e.to_string()),
+            Writer::Csv(w) => crate::output::csv_ready(batch)
+                .and_then(|batch| w.write(&batch))
+                .map_err(|e| e.to_string()),
             Writer::Arrow(w) => w.write(batch).map_err(|e| e.to_string()),
             Writer::Parquet(w) => w.write(batch).map_err(|e| e.to_string()),
         }
