@@ -496,6 +496,42 @@ async fn max_connections_refuses_the_one_too_many() {
 }
 
 #[tokio::test]
+async fn http_max_connections_answers_503() {
+    let (_dir, data) = sample_copy();
+    let served = Served::start(
+        &data,
+        SERVER_CONFIG,
+        &["--max-connections", "1", "--query-timeout", "4s"],
+    );
+    let url = format!("{}/api/sql", served.http);
+    let slow = tokio::spawn({
+        let url = url.clone();
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(TOKEN)
+                .body(RUNAWAY)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let response = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .body("SELECT 1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "too_many_connections");
+    assert_eq!(slow.await.unwrap(), 504, "the runaway ends with a timeout");
+}
+
+#[tokio::test]
 async fn http_answers_in_every_format_like_the_cli() {
     let (_dir, data) = sample_copy();
     let served = Served::start(&data, SERVER_CONFIG, &[]);

@@ -421,3 +421,36 @@ impl Drop for Observer {
         self.finish(false);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn local_files_are_readable_only_inside_the_warehouse() {
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = dir.path().join("warehouse");
+        std::fs::create_dir_all(&warehouse).unwrap();
+        std::fs::write(warehouse.join("inside.txt"), "ok").unwrap();
+        std::fs::write(dir.path().join("outside.txt"), "secret").unwrap();
+        let runtime = runtime(64 << 20, &warehouse).unwrap();
+        let store = runtime
+            .object_store_registry
+            .get_store(&Url::parse("file:///").unwrap())
+            .unwrap();
+        let inside = ObjectPath::from_absolute_path(warehouse.join("inside.txt")).unwrap();
+        let outside = ObjectPath::from_absolute_path(dir.path().join("outside.txt")).unwrap();
+        assert!(store.get_opts(&inside, GetOptions::default()).await.is_ok());
+        let err = store
+            .get_opts(&outside, GetOptions::default())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("outside the warehouse"), "{err}");
+        let err = store
+            .put_opts(&inside, PutPayload::from("x"), PutOptions::default())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot be written"), "{err}");
+        assert!(store.list(None).next().await.unwrap().is_err());
+    }
+}
