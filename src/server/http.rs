@@ -41,6 +41,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .layer(middleware::from_fn_with_state(shared.clone(), authenticate));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/health", get(healthz))
         .merge(api)
         .fallback(not_found)
         .layer(middleware::from_fn(move |request: Request, next: Next| {
