@@ -405,7 +405,8 @@ async fn tls_is_required_once_configured() {
 #[tokio::test]
 async fn runaway_query_is_stopped_and_others_are_served() {
     let (_dir, data) = sample_copy();
-    let served = Served::start(&data, SERVER_CONFIG, &["--query-timeout", "3s"]);
+    // Long enough for the small query below to finish first even on a loaded machine.
+    let served = Served::start(&data, SERVER_CONFIG, &["--query-timeout", "10s"]);
     let runaway = connect(&served).await;
     let started = Instant::now();
     let task = tokio::spawn(async move { runaway.simple_query(RUNAWAY).await });
@@ -469,8 +470,14 @@ async fn cancel_request_stops_a_running_query() {
     token.cancel_query(NoTls).await.expect("cancel sent");
     let err = task.await.unwrap().expect_err("cancelled");
     assert_eq!(error_code(&err), "57014", "{}", error_message(&err));
+    // Stopped by the cancel, not by the 60 s query_timeout.
     assert!(
-        started.elapsed() < Duration::from_secs(30),
+        !error_message(&err).contains("query_timeout"),
+        "{}",
+        error_message(&err)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(59),
         "{:?}",
         started.elapsed()
     );
@@ -501,7 +508,7 @@ async fn http_max_connections_answers_503() {
     let served = Served::start(
         &data,
         SERVER_CONFIG,
-        &["--max-connections", "1", "--query-timeout", "4s"],
+        &["--max-connections", "1", "--query-timeout", "10s"],
     );
     let url = format!("{}/api/sql", served.http);
     let slow = tokio::spawn({
@@ -517,7 +524,7 @@ async fn http_max_connections_answers_503() {
                 .status()
         }
     });
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     let response = reqwest::Client::new()
         .post(&url)
         .bearer_auth(TOKEN)
