@@ -12,6 +12,7 @@ use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
+use deltalake::DeltaTable;
 
 use crate::functions::FunctionOptions;
 use crate::model::{TableDef, TABLES};
@@ -91,19 +92,21 @@ impl Engine {
         as_of: &AsOf,
     ) -> Result<Snapshot> {
         Ok(match warehouse.load(def, as_of).await? {
-            Ok(table) => {
-                table
-                    .update_datafusion_session(&ctx.state())
-                    .map_err(Error::from)?;
-                Snapshot {
-                    version: table.version(),
-                    provider: table.table_provider().await?,
-                }
-            }
+            Ok(table) => Self::readable(ctx, table).await?,
             Err(reason) => Snapshot {
                 version: None,
                 provider: Arc::new(UnavailableTable::new(def.schema(), reason)),
             },
+        })
+    }
+
+    async fn readable(ctx: &SessionContext, table: DeltaTable) -> Result<Snapshot> {
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(Error::from)?;
+        Ok(Snapshot {
+            version: table.version(),
+            provider: table.table_provider().await?,
         })
     }
 
@@ -117,14 +120,13 @@ impl Engine {
         let mut changed = Vec::new();
         for def in TABLES {
             let table = &self.tables[def.name];
+            // One read of the log per table: the table just opened is the new snapshot.
             let latest = self.warehouse.latest(def).await?;
-            if latest.version().is_some() && latest.version() != table.version() {
-                let snapshot =
-                    Self::snapshot(&self.ctx, &self.warehouse, def, &AsOf::Latest).await?;
-                if let Some(version) = snapshot.version {
+            if let Some(version) = latest.version() {
+                if Some(version) != table.version() {
+                    table.replace(Self::readable(&self.ctx, latest).await?);
                     changed.push((def.name.to_string(), version));
                 }
-                table.replace(snapshot);
             }
         }
         Ok(changed)

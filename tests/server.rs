@@ -329,17 +329,17 @@ async fn pg_password_authentication() {
 #[test]
 fn refuses_to_start_exposed_without_credentials_or_with_bad_tls() {
     let (_dir, data) = sample_copy();
-    let err = Served::try_start(&data, "", &["--pg-listen", "0.0.0.0:0"], &[])
-        .err()
-        .expect("must not start");
+    let refusal = |config: &str, flags: &[&str]| match Served::try_start(&data, config, flags, &[])
+    {
+        Ok(_) => panic!("started with {flags:?}"),
+        Err(message) => message,
+    };
+    let err = refusal("", &["--pg-listen", "0.0.0.0:0"]);
     assert!(err.contains("without credentials"), "{err}");
-    let err = Served::try_start(&data, "", &["--http-listen", "0.0.0.0:0"], &[])
-        .err()
-        .expect("must not start");
+    let err = refusal("", &["--http-listen", "0.0.0.0:0"]);
     assert!(err.contains("without credentials"), "{err}");
 
-    let missing = Served::try_start(
-        &data,
+    let missing = refusal(
         SERVER_CONFIG,
         &[
             "--tls-cert",
@@ -347,13 +347,9 @@ fn refuses_to_start_exposed_without_credentials_or_with_bad_tls() {
             "--tls-key",
             "no-such-key.pem",
         ],
-        &[],
-    )
-    .err()
-    .expect("must not start");
+    );
     assert!(missing.contains("no-such-key.pem"), "{missing}");
-    let garbage = Served::try_start(
-        &data,
+    let garbage = refusal(
         SERVER_CONFIG,
         &[
             "--tls-cert",
@@ -361,10 +357,7 @@ fn refuses_to_start_exposed_without_credentials_or_with_bad_tls() {
             "--tls-key",
             "tests/fixtures/tls/key.pem",
         ],
-        &[],
-    )
-    .err()
-    .expect("must not start");
+    );
     assert!(garbage.contains("Cargo.toml"), "{garbage}");
 }
 

@@ -16,7 +16,7 @@ pub mod exante_summary;
 pub mod grade_distribution;
 pub mod indicator_callouts;
 mod lowest_k;
-mod numeric;
+pub(crate) mod numeric;
 pub mod perf_grade;
 mod prior_year;
 mod score_rate;

@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use crate::functions::numeric::columnar;
+use datafusion::arrow::array::{Array, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
@@ -88,12 +89,7 @@ impl ScalarUDFImpl for CurrentSetting {
                 None => return exec_err!("unrecognized configuration parameter \"{name}\""),
             }
         }
-        let out: ArrayRef = Arc::new(StringArray::from(values));
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        columnar(Arc::new(StringArray::from(values)), scalar)
     }
 }
 

@@ -14,7 +14,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -24,7 +23,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, Notify, Semaphore};
 
 use super::errors::ClientError;
-use super::limits::{Limits, Stopped};
+use super::limits::{plan_query, Limits};
 use super::policy::{self, Verdict};
 use super::Shared;
 use crate::model::TABLES;
@@ -337,17 +336,9 @@ async fn run_sql(
         protocol: PROTOCOL,
     };
     let session = shared.session(limits.clone());
-    let state = session.state();
-    let planning = state.statement_to_plan(statement);
-    let plan = match tokio::time::timeout(limits.timeout, planning).await {
-        Ok(plan) => plan.map_err(|e| ClientError::from_datafusion(&e))?,
-        Err(_) => {
-            return Err(ClientError::from_datafusion(&DataFusionError::External(
-                Box::new(Stopped::Timeout(limits.timeout)),
-            )))
-        }
-    };
-    policy::verify(&plan).map_err(|e| ClientError::from_datafusion(&e))?;
+    let plan = plan_query(&session, statement, limits.timeout)
+        .await
+        .map_err(|e| ClientError::from_datafusion(&e))?;
     let frame = session
         .execute_logical_plan(plan)
         .await

@@ -35,6 +35,8 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DFStatement;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use tokio::sync::Notify;
@@ -236,6 +238,26 @@ fn humanize(d: Duration) -> String {
     } else {
         format!("{}ms", d.as_millis())
     }
+}
+
+/// Plans `statement` in `session` within `timeout`, and checks the plan is a pure
+/// query ([`policy::verify`]). Both protocols plan client SQL through here.
+pub async fn plan_query(
+    session: &SessionContext,
+    statement: DFStatement,
+    timeout: Duration,
+) -> Result<LogicalPlan> {
+    let state = session.state();
+    let plan = match tokio::time::timeout(timeout, state.statement_to_plan(statement)).await {
+        Ok(plan) => plan?,
+        Err(_) => {
+            return Err(DataFusionError::External(Box::new(Stopped::Timeout(
+                timeout,
+            ))))
+        }
+    };
+    policy::verify(&plan)?;
+    Ok(plan)
 }
 
 #[derive(Debug)]

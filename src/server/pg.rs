@@ -14,7 +14,6 @@ use async_trait::async_trait;
 use bytes::{BufMut, Bytes, BytesMut};
 use datafusion::common::{DFSchema, ParamValues};
 use datafusion::error::DataFusionError;
-use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
@@ -47,7 +46,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use super::auth::ScramSource;
 use super::errors::ClientError;
-use super::limits::{LimitedPlanner, Limits, Stopped};
+use super::limits::{plan_query, Limits};
 use super::metrics::Metrics;
 use super::policy::{self, Verdict};
 use super::Shared;
@@ -135,10 +134,7 @@ impl Front {
             metrics: self.shared.metrics.clone(),
             protocol: PROTOCOL,
         };
-        let state = SessionStateBuilder::new_from_existing(self.shared.base.state())
-            .with_query_planner(Arc::new(LimitedPlanner::new(limits.clone())))
-            .build();
-        let session = Arc::new(SessionContext::new_with_state(state));
+        let session = Arc::new(self.shared.session(limits.clone()));
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(Guard {
                 limits: limits.clone(),
@@ -387,15 +383,9 @@ impl Guard {
     ) -> PgWireResult<LogicalPlan> {
         let mut statement = statement.clone();
         super::compat::aggregate_scalar_subqueries(&mut statement);
-        let state = session.state();
-        let planning = state.statement_to_plan(DFStatement::Statement(Box::new(statement)));
-        let plan = match tokio::time::timeout(self.limits.timeout, planning).await {
-            Ok(plan) => plan,
-            Err(_) => Err(DataFusionError::External(Box::new(Stopped::Timeout(
-                self.limits.timeout,
-            )))),
-        };
-        plan.and_then(|plan| policy::verify(&plan).map(|_| plan))
+        let statement = DFStatement::Statement(Box::new(statement));
+        plan_query(session, statement, self.limits.timeout)
+            .await
             .map_err(|e| user_error(&ClientError::from_datafusion(&e)))
     }
 }

@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array};
+use crate::functions::numeric::columnar;
+use datafusion::arrow::array::{Array, AsArray, Int32Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{plan_err, Result, ScalarValue};
+use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -85,11 +86,6 @@ impl ScalarUDFImpl for ToRegtype {
                 TYPES.iter().find(|(n, _)| *n == name).map(|(_, oid)| *oid)
             })
             .collect();
-        let out: ArrayRef = Arc::new(oids);
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        columnar(Arc::new(oids), scalar)
     }
 }
