@@ -46,6 +46,7 @@ fn serve(c: &mut Criterion) {
             warehouse,
             FunctionOptions::default(),
             settings,
+            None,
         ))
         .unwrap();
     let pg = running.pg.unwrap().to_string();

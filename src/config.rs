@@ -17,6 +17,8 @@ pub fn shipped_sample() -> PathBuf {
 pub struct Config {
     /// The warehouse directory (relative to this file); `--data` / KPIDB_DATA win.
     pub data: Option<PathBuf>,
+    /// The reports file (relative to this file); `--reports` / KPIDB_REPORTS win.
+    pub reports: Option<PathBuf>,
     #[serde(default)]
     pub functions: FunctionsConfig,
     /// `kpidb serve` settings.
@@ -56,6 +58,15 @@ impl Config {
                 .unwrap_or_else(|| data.clone()),
             None => shipped_sample(),
         }
+    }
+
+    /// The reports file this configuration names, relative to the configuration file.
+    pub fn reports_file(&self, file: Option<&std::path::Path>) -> Option<PathBuf> {
+        self.reports.as_ref().map(|reports| {
+            file.and_then(|f| f.parent())
+                .map(|dir| dir.join(reports))
+                .unwrap_or_else(|| reports.clone())
+        })
     }
 
     pub fn function_options(&self) -> crate::functions::FunctionOptions {

@@ -8,8 +8,9 @@
 //! - [`ingest`]: CSV / XLSX / Parquet readers and the validation every load passes.
 //! - [`functions`]: kpidb's SQL functions, one file each.
 //! - [`sample`]: the deterministic sample city that reproduces the seed report.
+//! - [`report`]: ranking reports from reports.toml: Excel, HTML with charts, Markdown, CSV; the scheduler.
 //! - [`server`]: `kpidb serve`, the PostgreSQL wire protocol and HTTP API.
-//! - [`cli`]: the `kpidb` command: query, repl, ingest, history, serve, gen-sample.
+//! - [`cli`]: the `kpidb` command: query, repl, ingest, history, report, serve, gen-sample.
 //! - [`config`]: where the warehouse is found, and kpidb.toml.
 //! - [`output`]: what the CLI and the HTTP API share about writing results.
 //! - [`error`]: [`Error`], split by who caused it.
@@ -22,6 +23,7 @@ pub mod functions;
 pub mod ingest;
 pub mod model;
 pub mod output;
+pub mod report;
 pub mod sample;
 pub mod server;
 pub mod storage;

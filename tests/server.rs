@@ -118,6 +118,9 @@ async fn pg_answers_every_shipped_query_as_the_cli_does() {
     let mut checked = 0;
     for entry in std::fs::read_dir("queries").unwrap() {
         let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "sql") {
+            continue; // queries/report/ holds report sections with ${parameters}
+        }
         let sql = std::fs::read_to_string(&path).unwrap();
         let expected = cli_json(&data, &sql);
         let messages = client.simple_query(&sql).await.unwrap();

@@ -2,6 +2,7 @@
 
 mod print;
 mod repl;
+pub mod report;
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -31,6 +32,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "KPIDB_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// Reports file [default: kpidb.toml's `reports`, else ./reports.toml, else the shipped one]
+    #[arg(long, global = true, env = "KPIDB_REPORTS", value_name = "FILE")]
+    pub reports: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -57,6 +62,9 @@ pub enum Command {
     },
     /// Generate the deterministic sample city warehouse
     GenSample(GenSampleArgs),
+    /// Ranking reports from reports.toml: list, run now, or run on their schedules
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     /// Serve the warehouse to BI tools and scripts: PostgreSQL wire protocol and HTTP API
     Serve(ServeArgs),
     /// Describe kpidb's SQL functions
@@ -175,7 +183,11 @@ pub async fn run(cli: Cli) -> Result<()> {
     let config = config::Config::load(cli.config.as_deref())?;
     let data = config.data_dir(cli.data, cli.config.as_deref());
     let options = config.function_options();
+    let reports_named = cli.reports.is_some() || config.reports.is_some();
+    let reports =
+        crate::report::reports_file(cli.reports, config.reports_file(cli.config.as_deref()));
     match cli.command {
+        Command::Report(command) => report::run(command, reports, data, options).await,
         Command::Serve(args) => {
             let user = match (std::env::var("KPIDB_USER"), std::env::var("KPIDB_PASSWORD")) {
                 (Ok(user), Ok(password)) => Some((user, password)),
@@ -201,7 +213,13 @@ pub async fn run(cli: Cli) -> Result<()> {
                 token: std::env::var("KPIDB_TOKEN").ok(),
             };
             let settings = crate::server::Settings::resolve(&config.server, overrides)?;
-            crate::server::serve(Warehouse::open(&data)?, options, settings).await
+            // A reports file that was named must load; the default one is optional.
+            let reports = if reports_named || reports.is_file() {
+                Some(crate::report::Reports::load(&reports)?)
+            } else {
+                None
+            };
+            crate::server::serve(Warehouse::open(&data)?, options, settings, reports).await
         }
         Command::Query(args) => query(&data, args, options).await,
         Command::Repl(pin) => {

@@ -1,5 +1,5 @@
 //! The HTTP API (axum): `POST /api/sql` streaming JSON, CSV, Arrow IPC or Parquet;
-//! `GET /api/tables[/{name}]`; `GET /healthz`; `GET /metrics`. Errors are JSON
+//! `GET /api/tables[/{name}]`; `GET /api/reports` ([`super::reports`]); `GET /healthz`; `GET /metrics`. Errors are JSON
 //! `{code, message}` with the matching status.
 
 use std::io::Write;
@@ -36,6 +36,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/sql", post(sql))
         .route("/api/tables", get(tables))
         .route("/api/tables/{name}", get(table))
+        .route("/api/reports", get(super::reports::list))
+        .route("/api/reports/{name}/latest", get(super::reports::latest))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(shared.clone(), authenticate));
     Router::new()
@@ -58,7 +60,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-fn error(error: ClientError) -> Response {
+pub(super) fn error(error: ClientError) -> Response {
     let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (
         status,
@@ -77,7 +79,7 @@ fn error(error: ClientError) -> Response {
 async fn not_found() -> Response {
     error(ClientError::new(
         "not_found",
-        "no such endpoint; see POST /api/sql, GET /api/tables, GET /healthz, GET /metrics",
+        "no such endpoint; see POST /api/sql, GET /api/tables, GET /api/reports, GET /healthz, GET /metrics",
     ))
 }
 

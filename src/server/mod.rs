@@ -8,6 +8,7 @@
 //! - [`limits`]: memory pool, query deadline and cancel, warehouse-only file access.
 //! - [`errors`]: one mapping from failures to HTTP statuses and SQLSTATEs.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`reports`]: the report endpoints; the scheduler itself is [`crate::report::schedule`].
 //! - [`tls`]: certificate loading.
 //! - [`current_setting`], [`pg_type_is_visible`], [`to_regtype`], [`version`]: PostgreSQL functions that
 //!   drivers and BI tools call on connect; [`compat`]: rewrites for their catalog SQL.
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod pg;
 pub mod pg_type_is_visible;
 pub mod policy;
+pub mod reports;
 pub mod tls;
 pub mod to_regtype;
 pub mod version;
@@ -38,6 +40,7 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContex
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 
 use crate::functions::FunctionOptions;
+use crate::report::{Clock, Reports, Scheduler};
 use crate::storage::{AsOf, Warehouse};
 use crate::{Engine, Error, Result};
 
@@ -52,6 +55,8 @@ pub struct Shared {
     pub accounts: Arc<auth::Accounts>,
     pub metrics: Arc<metrics::Metrics>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The reports of reports.toml, run on their schedules while the server runs.
+    pub reports: Option<Arc<Scheduler>>,
 }
 
 impl Shared {
@@ -77,6 +82,7 @@ pub async fn start(
     warehouse: Warehouse,
     options: FunctionOptions,
     settings: Settings,
+    reports: Option<Reports>,
 ) -> Result<Running> {
     // TLS first: a bad certificate must stop the start before anything listens.
     let tls = match &settings.tls {
@@ -90,6 +96,7 @@ pub async fn start(
         // No CREATE EXTERNAL TABLE formats: the server reads only the warehouse.
         .with_table_factories(HashMap::new())
         .build();
+    let scheduled_warehouse = warehouse.clone();
     let engine = Engine::open_in(warehouse, AsOf::Latest, options, state).await?;
     let base = engine.context().clone();
     setup_pg_catalog(&base, "datafusion", EmptyContextProvider).map_err(|e| Error::from(*e))?;
@@ -122,6 +129,7 @@ pub async fn start(
         accounts,
         metrics,
         tls,
+        reports: reports.map(|r| Scheduler::new(r, Clock::system())),
     });
 
     let mut running = Running {
@@ -171,6 +179,12 @@ pub async fn start(
             }
         }
     }
+    if let Some(scheduler) = shared.reports.clone() {
+        let job = move |report, _due| {
+            crate::cli::report::scheduled_job(scheduled_warehouse.clone(), options, report)
+        };
+        tokio::spawn(scheduler.run(job, std::future::pending()));
+    }
     tokio::spawn(refresh(shared));
     Ok(running)
 }
@@ -204,9 +218,10 @@ pub async fn serve(
     warehouse: Warehouse,
     options: FunctionOptions,
     settings: Settings,
+    reports: Option<Reports>,
 ) -> Result<()> {
     let root = warehouse.root().display().to_string();
-    let running = start(warehouse, options, settings).await?;
+    let running = start(warehouse, options, settings, reports).await?;
     let shared = &running.shared;
     let tls = if shared.tls.is_some() {
         "TLS"
@@ -241,6 +256,21 @@ pub async fn serve(
             "http"
         };
         let _ = writeln!(out, "listening: http {scheme}://{addr} ({auth})");
+    }
+    if let Some(scheduler) = &shared.reports {
+        let _ = writeln!(out, "reports: {}", scheduler.reports.path.display());
+        for report in scheduler.reports.reports.values() {
+            let when = match &report.schedule {
+                Some(s) => format!("'{}' ({})", s.expression, report.timezone.name()),
+                None => "not scheduled".into(),
+            };
+            let _ = writeln!(
+                out,
+                "  {} {when}, runs kept in {}",
+                report.name,
+                crate::report::archive::report_dir(report).display()
+            );
+        }
     }
     let _ = out.flush();
     tokio::signal::ctrl_c()

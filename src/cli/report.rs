@@ -1,0 +1,197 @@
+//! `kpidb report list | run | schedule`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::PinArgs;
+use crate::functions::FunctionOptions;
+use crate::report::{self, spec, Clock, Format, Reports, RunRequest, Scheduler};
+use crate::storage::{AsOf, Warehouse};
+use crate::{Error, Result};
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// List the reports of reports.toml with their sections, formats and schedules
+    List,
+    /// Run a report now and write its files
+    Run(RunArgs),
+    /// Run the scheduled reports at their times, in the foreground (Ctrl-C stops)
+    Schedule,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Report name (see `kpidb report list`)
+    pub name: String,
+    /// A parameter value, e.g. --param year=2023 (repeatable)
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = spec::parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Write the files into DIR instead of the report's archive (<output_dir>/<name>/<time>/)
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Only these formats (comma-separated: xlsx,html,md,csv) [default: the report's]
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub format: Vec<String>,
+    #[command(flatten)]
+    pub pin: PinArgs,
+}
+
+pub async fn run(
+    command: ReportCommand,
+    reports_path: PathBuf,
+    data: PathBuf,
+    options: FunctionOptions,
+) -> Result<()> {
+    let reports = Reports::load(&reports_path)?;
+    match command {
+        ReportCommand::List => {
+            println!("reports in {}", reports_path.display());
+            for report in reports.reports.values() {
+                println!("\n{}  {}", report.name, report.title);
+                let params: Vec<String> = report
+                    .params
+                    .iter()
+                    .map(|(k, v)| match v {
+                        spec::Param::LatestYear => format!("{k}=latest"),
+                        spec::Param::Int(i) => format!("{k}={i}"),
+                        spec::Param::Text(s) => format!("{k}={s}"),
+                    })
+                    .collect();
+                println!(
+                    "  params:   {}",
+                    if params.is_empty() {
+                        "(none)".into()
+                    } else {
+                        params.join(" ")
+                    }
+                );
+                let formats: Vec<&str> = report.formats.iter().map(|f| f.extension()).collect();
+                println!("  formats:  {}", formats.join(", "));
+                println!(
+                    "  output:   {}",
+                    report::archive::report_dir(report).display()
+                );
+                match &report.schedule {
+                    Some(s) => {
+                        let next = s
+                            .next_after(chrono::Utc::now(), report.timezone)
+                            .map(|t| {
+                                t.with_timezone(&report.timezone)
+                                    .format("%Y-%m-%d %H:%M %Z")
+                                    .to_string()
+                            })
+                            .unwrap_or_else(|| "never".into());
+                        println!(
+                            "  schedule: {} ({}), next {next}",
+                            s.expression,
+                            report.timezone.name()
+                        );
+                    }
+                    None => println!("  schedule: (none; run by hand)"),
+                }
+                for (i, section) in report.sections.iter().enumerate() {
+                    let source = section
+                        .file
+                        .as_ref()
+                        .map(|f| f.display().to_string())
+                        .unwrap_or_else(|| "inline SQL".into());
+                    println!("  {:>2}. {}  [{source}]", i + 1, section.title);
+                }
+            }
+            Ok(())
+        }
+        ReportCommand::Run(args) => {
+            let report = reports.get(&args.name)?;
+            let formats = if args.format.is_empty() {
+                None
+            } else {
+                let mut formats = Vec::new();
+                for f in &args.format {
+                    formats.push(Format::parse(f.trim()).ok_or_else(|| {
+                        Error::usage(format!("--format {f}: use xlsx, html, md or csv"))
+                    })?);
+                }
+                Some(formats)
+            };
+            let request = RunRequest {
+                params: report.overrides(&args.params)?,
+                as_of: args.pin.as_of()?,
+                out: args.out,
+                formats,
+            };
+            let manifest =
+                report::run_report(&Warehouse::open(&data)?, options, report, request).await?;
+            println!("{}: {}", report.name, report.title);
+            for (name, value) in &manifest.params {
+                println!("  {name} = {value}");
+            }
+            println!("  data versions {}", manifest.as_of_version);
+            for section in &manifest.sections {
+                println!("  {:>5} rows  {}", section.rows, section.title);
+            }
+            println!("wrote:");
+            for file in report::files(&manifest) {
+                println!("  {}", file.display());
+            }
+            Ok(())
+        }
+        ReportCommand::Schedule => {
+            let warehouse = Warehouse::open(&data)?;
+            let scheduler = Scheduler::new(reports, Clock::system());
+            if scheduler.scheduled().next().is_none() {
+                return Err(Error::usage(format!(
+                    "no report in {} has a schedule",
+                    reports_path.display()
+                )));
+            }
+            for report in scheduler.scheduled() {
+                let schedule = report.schedule.as_ref().expect("scheduled");
+                let next = schedule
+                    .next_after(chrono::Utc::now(), report.timezone)
+                    .map(|t| t.with_timezone(&report.timezone).to_rfc3339())
+                    .unwrap_or_else(|| "never".into());
+                println!(
+                    "scheduled: {} '{}' ({}), next {next}",
+                    report.name,
+                    schedule.expression,
+                    report.timezone.name()
+                );
+            }
+            let shutdown = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            scheduler
+                .run(
+                    move |report, _due| scheduled_job(warehouse.clone(), options, report),
+                    shutdown,
+                )
+                .await;
+            println!("kpidb report schedule: stopped");
+            Ok(())
+        }
+    }
+}
+
+/// One scheduled run: the latest data, the report's own parameters and formats, archived.
+pub async fn scheduled_job(
+    warehouse: Warehouse,
+    options: FunctionOptions,
+    report: crate::report::Report,
+) -> Result<String> {
+    let manifest = report::run_report(
+        &warehouse,
+        options,
+        &report,
+        RunRequest {
+            as_of: AsOf::Latest,
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(format!(
+        "wrote {} (data versions {})",
+        manifest.dir.display(),
+        manifest.as_of_version
+    ))
+}

@@ -1,0 +1,92 @@
+//! Ranking reports (排名通报) from SQL: `reports.toml` names reports made of SQL
+//! sections; a run reads one pinned snapshot of the warehouse and writes Excel, HTML
+//! with charts, Markdown and CSV, each stamped with the table versions and the SQL.
+//!
+//! - [`spec`]: `reports.toml`, checked at load.
+//! - [`run`]: parameters, sections, the tables and versions each section read.
+//! - [`cells`]: results as typed cells with labels and display formats.
+//! - [`xlsx`], [`html`] (with [`charts`]), [`markdown`], [`csv`]: the formats.
+//! - [`archive`]: run directories with their manifest, newest-run lookup, pruning.
+//! - [`schedule`]: cron runs inside `kpidb serve` or `kpidb report schedule`.
+
+pub mod archive;
+pub mod cells;
+pub mod charts;
+pub mod csv;
+pub mod html;
+pub mod markdown;
+pub mod run;
+pub mod schedule;
+pub mod spec;
+pub mod xlsx;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use archive::Manifest;
+pub use schedule::{Clock, Scheduler};
+pub use spec::{Format, Report, Reports};
+
+use crate::functions::FunctionOptions;
+use crate::storage::{AsOf, Warehouse};
+use crate::{Engine, Result};
+
+/// The reports file shipped with the source tree: the annual ranking circular.
+pub fn shipped_reports() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reports.toml")
+}
+
+/// One run's request.
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    /// Parameter values over the report's defaults (checked by [`Report::overrides`]).
+    pub params: BTreeMap<String, spec::Value>,
+    /// The warehouse pin; `Latest` reads (and records) the current versions.
+    pub as_of: AsOf,
+    /// Write into this directory instead of the report's archive.
+    pub out: Option<PathBuf>,
+    /// Formats to write instead of the report's own.
+    pub formats: Option<Vec<Format>>,
+}
+
+/// Runs `report` on one pinned engine and writes its outputs.
+pub async fn run_report(
+    warehouse: &Warehouse,
+    options: FunctionOptions,
+    report: &Report,
+    request: RunRequest,
+) -> Result<Manifest> {
+    let engine = Engine::open_with(warehouse.clone(), request.as_of, options).await?;
+    let outcome = run::execute(&engine, report, request.params).await?;
+    let formats = request.formats.unwrap_or_else(|| report.formats.clone());
+    match request.out {
+        Some(dir) => archive::write(&outcome, &formats, &dir),
+        None => archive::archive(&outcome, &formats),
+    }
+}
+
+/// The reports file: `--reports` (or KPIDB_REPORTS), else kpidb.toml's `reports`,
+/// else `reports.toml` in the current directory, else the shipped one.
+pub fn reports_file(flag: Option<PathBuf>, configured: Option<PathBuf>) -> PathBuf {
+    flag.or(configured)
+        .or_else(|| Some(PathBuf::from("reports.toml")).filter(|p| p.is_file()))
+        .unwrap_or_else(shipped_reports)
+}
+
+/// Paths of a run's files, for printing.
+pub fn files(manifest: &Manifest) -> Vec<PathBuf> {
+    manifest
+        .files
+        .iter()
+        .map(|f| manifest.dir.join(&f.file))
+        .chain(std::iter::once(manifest.dir.join(archive::MANIFEST)))
+        .collect()
+}
+
+/// Whether a path lies inside `dir` (for serving run files only from the archive).
+pub fn within(path: &Path, dir: &Path) -> bool {
+    match (path.canonicalize(), dir.canonicalize()) {
+        (Ok(p), Ok(d)) => p.starts_with(d),
+        _ => false,
+    }
+}
