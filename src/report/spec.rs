@@ -177,6 +177,9 @@ impl Schedule {
         after: chrono::DateTime<chrono::Utc>,
         tz: chrono_tz::Tz,
     ) -> Option<chrono::DateTime<chrono::Utc>> {
+        use chrono::Timelike;
+        // Whole seconds: runs are due on the second, not at the caller's nanosecond.
+        let after = after.with_nanosecond(0).unwrap_or(after);
         self.cron
             .find_next_occurrence(&after.with_timezone(&tz), false)
             .ok()

@@ -261,7 +261,14 @@ pub async fn serve(
         let _ = writeln!(out, "reports: {}", scheduler.reports.path.display());
         for report in scheduler.reports.reports.values() {
             let when = match &report.schedule {
-                Some(s) => format!("'{}' ({})", s.expression, report.timezone.name()),
+                Some(s) => format!(
+                    "'{}' ({}), next {}",
+                    s.expression,
+                    report.timezone.name(),
+                    s.next_after(chrono::Utc::now(), report.timezone)
+                        .map(|t| t.with_timezone(&report.timezone).to_rfc3339())
+                        .unwrap_or_else(|| "never".into())
+                ),
                 None => "not scheduled".into(),
             };
             let _ = writeln!(
