@@ -14,7 +14,9 @@ use datafusion::catalog::Session;
 use datafusion::common::{internal_err, plan_err, Result, ScalarValue};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{col, Documentation, Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_plan::ExecutionPlan;
 
 /// A table function's result: a logical plan over the session's tables that the
@@ -151,10 +153,14 @@ impl<'a> Args<'a> {
         })
     }
 
-    fn literal(&self, i: usize) -> Option<&ScalarValue> {
-        match self.exprs.get(i)? {
+    /// The argument's value when it is constant: a literal, or an expression of
+    /// literals such as `2023 - 4` (report parameters are substituted into SQL so).
+    fn literal(&self, i: usize) -> Option<ScalarValue> {
+        let expr = self.exprs.get(i)?.clone();
+        let simplifier = ExprSimplifier::new(SimplifyContext::builder().build());
+        match simplifier.simplify(expr).ok()? {
             Expr::Literal(value, _) => Some(value),
-            Expr::Cast(cast) => match cast.expr.as_ref() {
+            Expr::Cast(cast) => match *cast.expr {
                 Expr::Literal(value, _) => Some(value),
                 _ => None,
             },
@@ -185,7 +191,7 @@ impl<'a> Args<'a> {
                 ScalarValue::Utf8(Some(s))
                 | ScalarValue::Utf8View(Some(s))
                 | ScalarValue::LargeUtf8(Some(s)),
-            ) => Ok(Some(s.clone())),
+            ) => Ok(Some(s)),
             _ => plan_err!(
                 "{}: expected {}; {what} must be a constant text, got {}",
                 self.name,
