@@ -124,7 +124,10 @@ pub async fn run(
                 report::run_report(&Warehouse::open(&data)?, options, report, request).await?;
             println!("{}: {}", report.name, report.title);
             for (name, value) in &manifest.params {
-                println!("  {name} = {value}");
+                match value {
+                    serde_json::Value::String(text) => println!("  {name} = {text}"),
+                    other => println!("  {name} = {other}"),
+                }
             }
             println!("  data versions {}", manifest.as_of_version);
             for section in &manifest.sections {

@@ -33,6 +33,7 @@ struct Styles {
     money: XFormat,
     decimal: XFormat,
     integer: XFormat,
+    version: XFormat,
 }
 
 impl Styles {
@@ -50,6 +51,9 @@ impl Styles {
             money: XFormat::new().set_num_format("#,##0.00"),
             decimal: XFormat::new().set_num_format("0.00"),
             integer: XFormat::new().set_num_format("0"),
+            version: XFormat::new()
+                .set_num_format("0")
+                .set_align(FormatAlign::Left),
         }
     }
 
@@ -181,7 +185,7 @@ fn cover(outcome: &Outcome, sheet: &mut Worksheet, styles: &Styles) -> Result<()
     for (table, version) in &outcome.versions {
         r += 1;
         sheet.write_string(r, 0, table)?;
-        sheet.write_number_with_format(r, 1, *version as f64, &styles.integer)?;
+        sheet.write_number_with_format(r, 1, *version as f64, &styles.version)?;
     }
     r += 2;
     sheet.write_string_with_format(r, 0, "章节", &styles.header)?;
@@ -189,7 +193,7 @@ fn cover(outcome: &Outcome, sheet: &mut Worksheet, styles: &Styles) -> Result<()
     for (i, section) in outcome.sections.iter().enumerate() {
         r += 1;
         sheet.write_string(r, 0, format!("{}. {}", i + 1, section.title))?;
-        sheet.write_number_with_format(r, 1, section.table.rows.len() as f64, &styles.integer)?;
+        sheet.write_number_with_format(r, 1, section.table.rows.len() as f64, &styles.version)?;
     }
     sheet.set_column_width(0, 36)?;
     sheet.set_column_width(1, 90)?;
