@@ -147,23 +147,43 @@ pub fn archive(outcome: &Outcome, formats: &[Format]) -> Result<Manifest> {
     let root = report_dir(&outcome.report);
     std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
     let stamp = outcome.generated_at.format("%Y%m%dT%H%M%SZ").to_string();
-    let mut name = stamp.clone();
-    let mut n = 1;
-    while root.join(&name).exists() {
-        n += 1;
-        name = format!("{stamp}-{n}");
-    }
-    let partial = root.join(format!(".{name}.partial"));
-    let result = write(outcome, formats, &partial);
-    let mut manifest = match result {
+    // A hidden directory of this process and run alone, so runs started in the same
+    // second (two `report run`s, or a run beside the scheduler) never mix files.
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let partial = root.join(format!(
+        ".{stamp}.{}.{}.partial",
+        std::process::id(),
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let mut manifest = match write(outcome, formats, &partial) {
         Ok(manifest) => manifest,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&partial);
             return Err(e);
         }
     };
-    let done = root.join(&name);
-    std::fs::rename(&partial, &done).map_err(|e| Error::io(&done, e))?;
+    let mut n = 1;
+    let done = loop {
+        let name = if n == 1 {
+            stamp.clone()
+        } else {
+            format!("{stamp}-{n}")
+        };
+        let done = root.join(&name);
+        // rename fails when the target exists (non-empty), so a name is never shared.
+        if !done.exists() && std::fs::rename(&partial, &done).is_ok() {
+            break done;
+        }
+        n += 1;
+        if n > 100 {
+            let _ = std::fs::remove_dir_all(&partial);
+            return Err(Error::usage(format!(
+                "report '{}': could not name a run directory under {}",
+                outcome.report.name,
+                root.display()
+            )));
+        }
+    };
     manifest.dir = done;
     prune(&root, outcome.report.keep);
     Ok(manifest)

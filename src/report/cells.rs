@@ -42,9 +42,15 @@ impl Cell {
             (Cell::Null, _) => String::new(),
             (Cell::Text(s), _) => s.clone(),
             (Cell::Bool(b), _) => if *b { "是" } else { "否" }.to_string(),
-            (Cell::Int(i), CellFormat::Percent) => format!("{}%", i * 100),
+            (Cell::Int(i), CellFormat::Percent) => match i.checked_mul(100) {
+                Some(p) => format!("{p}%"),
+                None => format!("{}%", *i as f64 * 100.0),
+            },
             (Cell::Int(i), _) => i.to_string(),
-            (Cell::Decimal(d), CellFormat::Percent) => format!("{:.2}%", d * Decimal::ONE_HUNDRED),
+            (Cell::Decimal(d), CellFormat::Percent) => match d.checked_mul(Decimal::ONE_HUNDRED) {
+                Some(p) => format!("{p:.2}%"),
+                None => format!("{d}"),
+            },
             (Cell::Decimal(d), CellFormat::Money) => thousands(&format!("{:.2}", d)),
             (Cell::Decimal(d), CellFormat::Integer) => d.round().to_string(),
             (Cell::Decimal(d), _) => format!("{:.2}", d),

@@ -67,7 +67,8 @@ fn ticks(lo: f64, hi: f64) -> Vec<f64> {
         .unwrap_or(magnitude * 10.0);
     let mut ticks = Vec::new();
     let mut t = (lo / step).ceil() * step;
-    while t <= hi + step * 1e-9 {
+    // At most a dozen: a step lost in rounding (huge values) must not loop forever.
+    while t <= hi + step * 1e-9 && ticks.len() < 12 {
         ticks.push(t);
         t += step;
     }
@@ -89,7 +90,9 @@ fn domain(values: &[f64]) -> (f64, f64) {
     } else {
         min.min(0.0)
     };
-    let hi = if max <= lo { lo + 1.0 } else { max };
+    // Bars grow from zero: an axis of only negative values still ends at zero.
+    let hi = if lo < 0.0 { max.max(0.0) } else { max };
+    let hi = if hi <= lo { lo + 1.0 } else { hi };
     (lo, hi)
 }
 
@@ -377,12 +380,13 @@ fn heatmap(table: &Table, x: &str, y: &str, value: &str) -> String {
     let values: Vec<f64> = cells.values().copied().collect();
     let lo = values.iter().cloned().fold(f64::MAX, f64::min);
     let hi = values.iter().cloned().fold(f64::MIN, f64::max);
-    let (lo, hi) = if values.is_empty() {
-        (0.0, 1.0)
+    // One value (or all equal): shade it mid-scale and show it at both ends of the key.
+    let (lo, hi, span) = if values.is_empty() {
+        (0.0, 1.0, 1.0)
     } else if hi <= lo {
-        (lo - 1.0, hi + 1.0)
+        (lo, hi, 0.0)
     } else {
-        (lo, hi)
+        (lo, hi, hi - lo)
     };
     let label_w = ys
         .iter()
@@ -428,7 +432,7 @@ fn heatmap(table: &Table, x: &str, y: &str, value: &str) -> String {
             let x = label_w + i as f64 * cell_w;
             match cells.get(&(i, j)) {
                 Some(v) => {
-                    let t = (v - lo) / (hi - lo);
+                    let t = if span > 0.0 { (v - lo) / span } else { 0.5 };
                     let fill = shade(t);
                     let ink = if !(0.25..=0.8).contains(&t) {
                         "#fff"
@@ -510,6 +514,67 @@ fn shade(t: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn table(rows: Vec<Vec<Cell>>) -> Table {
+        let column = |name: &str, format| super::super::cells::Column {
+            name: name.into(),
+            label: name.into(),
+            format,
+        };
+        Table {
+            columns: vec![
+                column("name", CellFormat::Text),
+                column("level", CellFormat::Text),
+                column("value", CellFormat::Decimal),
+            ],
+            rows,
+        }
+    }
+
+    #[test]
+    fn odd_results_draw_without_failing() {
+        let text = |s: &str| Cell::Text(s.into());
+        let falls = table(vec![
+            vec![text("a"), text("x"), Cell::Float(-5.0)],
+            vec![text("b"), text("x"), Cell::Float(-7.0)],
+        ]);
+        let bar = Chart::Bar {
+            label: "name".into(),
+            value: "value".into(),
+            color: None,
+        };
+        let svg = render(&bar, &falls);
+        assert_eq!(svg.matches("class=\"bar\"").count(), 2);
+        assert!(svg.contains("#c62828"), "falls are red");
+        let one = table(vec![vec![text("a"), text("x"), Cell::Float(0.85)]]);
+        let heat = Chart::Heatmap {
+            x: "level".into(),
+            y: "name".into(),
+            value: "value".into(),
+        };
+        assert!(render(&heat, &one).contains("class=\"cell\""));
+        let huge = table(vec![
+            vec![text("a"), text("x"), Cell::Float(1e16)],
+            vec![text("b"), text("x"), Cell::Null],
+        ]);
+        assert_eq!(
+            render(&bar, &huge).matches("class=\"bar\"").count(),
+            1,
+            "NULL is not drawn"
+        );
+        let none = table(vec![]);
+        for chart in [
+            bar,
+            heat,
+            Chart::Line {
+                x: "level".into(),
+                y: "value".into(),
+                series: "name".into(),
+            },
+        ] {
+            assert!(render(&chart, &none).ends_with("</svg>"));
+        }
+    }
 
     #[test]
     fn ticks_are_round() {

@@ -7,20 +7,20 @@ use super::run::Outcome;
 pub fn render(outcome: &Outcome) -> String {
     let mut out = String::new();
     let report = &outcome.report;
-    let _ = writeln!(out, "# {}\n", report.title);
+    let _ = writeln!(out, "# {}\n", text(&report.title));
     if let Some(description) = &report.description {
-        let _ = writeln!(out, "{description}\n");
+        let _ = writeln!(out, "{}\n", text(description));
     }
     for (name, value) in &outcome.params {
-        let _ = writeln!(out, "- 参数 {name}: {value}");
+        let _ = writeln!(out, "- 参数 {}: {}", text(name), text(&value.to_string()));
     }
     let _ = writeln!(out, "- 生成时间: {}", outcome.generated_local());
     let _ = writeln!(out, "- 数据版本: `{}`", outcome.pin());
     let _ = writeln!(out, "- 复现: `{}`\n", outcome.rerun_command());
     for (i, section) in outcome.sections.iter().enumerate() {
-        let _ = writeln!(out, "## {}. {}\n", i + 1, section.title);
+        let _ = writeln!(out, "## {}. {}\n", i + 1, text(&section.title));
         if let Some(description) = &section.description {
-            let _ = writeln!(out, "{description}\n");
+            let _ = writeln!(out, "{}\n", text(description));
         }
         let table = &section.table;
         if table.rows.is_empty() {
@@ -59,7 +59,25 @@ pub fn render(outcome: &Outcome) -> String {
     out
 }
 
-/// A table cell: pipes escaped, line breaks flattened.
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+/// Text as Markdown shows it literally: no HTML, emphasis or code from the data.
+fn text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '#' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A table cell: escaped, pipes escaped, line breaks flattened.
+fn cell(value: &str) -> String {
+    text(value).replace('|', "\\|").replace(['\n', '\r'], " ")
 }

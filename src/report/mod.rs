@@ -59,10 +59,14 @@ pub async fn run_report(
     let engine = Engine::open_with(warehouse.clone(), request.as_of, options).await?;
     let outcome = run::execute(&engine, report, request.params).await?;
     let formats = request.formats.unwrap_or_else(|| report.formats.clone());
-    match request.out {
+    // Rendering and file writes block: keep them off the async workers (a server runs beside).
+    let out = request.out;
+    tokio::task::spawn_blocking(move || match out {
         Some(dir) => archive::write(&outcome, &formats, &dir),
         None => archive::archive(&outcome, &formats),
-    }
+    })
+    .await
+    .map_err(|e| crate::Error::usage(format!("report '{}': writing stopped: {e}", report.name)))?
 }
 
 /// The reports file: `--reports` (or KPIDB_REPORTS), else kpidb.toml's `reports`,

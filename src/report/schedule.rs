@@ -94,8 +94,8 @@ impl Scheduler {
     pub async fn run<J, F, E>(self: Arc<Self>, job: J, shutdown: impl Future<Output = ()>)
     where
         J: Fn(Report, DateTime<Utc>) -> F,
-        F: Future<Output = Result<String, E>>,
-        E: std::fmt::Display,
+        F: Future<Output = Result<String, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
     {
         let loops = self
             .scheduled()
@@ -110,8 +110,8 @@ impl Scheduler {
     async fn run_one<J, F, E>(self: Arc<Self>, report: Report, job: &J)
     where
         J: Fn(Report, DateTime<Utc>) -> F,
-        F: Future<Output = Result<String, E>>,
-        E: std::fmt::Display,
+        F: Future<Output = Result<String, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
     {
         let Some(schedule) = report.schedule.clone() else {
             return;
@@ -129,10 +129,23 @@ impl Scheduler {
                 return;
             };
             self.update(&report.name, |s| s.next_run = Some(due.to_rfc3339()));
-            let wait = (due - now).to_std().unwrap_or_default();
-            tokio::time::sleep(wait).await;
+            // Sleep in short steps against the clock, so a suspended machine or a
+            // stepped clock still runs the report at its wall-clock time.
+            loop {
+                let left = due - self.clock.now();
+                if left <= chrono::Duration::zero() {
+                    break;
+                }
+                let step = left.min(chrono::Duration::seconds(60));
+                tokio::time::sleep(step.to_std().unwrap_or_default()).await;
+            }
             log::info!("report {}: running (due {})", report.name, due.to_rfc3339());
-            let result = job(report.clone(), due).await;
+            // Its own task: a panic in a run is a failed run, not the end of the schedule.
+            let result = match tokio::spawn(job(report.clone(), due)).await {
+                Ok(Ok(done)) => Ok(done),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(format!("the run stopped: {e}")),
+            };
             let finished = self.clock.now();
             match &result {
                 Ok(done) => log::info!("report {}: {done}", report.name),

@@ -180,10 +180,41 @@ impl Schedule {
         use chrono::Timelike;
         // Whole seconds: runs are due on the second, not at the caller's nanosecond.
         let after = after.with_nanosecond(0).unwrap_or(after);
-        self.cron
+        // The search runs on local clock time: in a repeated hour (DST ending) it can
+        // answer the first pass of that hour, which is already past. Then search in
+        // the offset in force now, and failing that, from an hour later.
+        use chrono::Offset;
+        let first = self
+            .cron
             .find_next_occurrence(&after.with_timezone(&tz), false)
-            .ok()
-            .map(|t| t.with_timezone(&chrono::Utc))
+            .ok()?
+            .with_timezone(&chrono::Utc);
+        if first > after {
+            return Some(first);
+        }
+        let fixed = after.with_timezone(&tz).offset().fix();
+        if let Ok(next) = self
+            .cron
+            .find_next_occurrence(&after.with_timezone(&fixed), false)
+        {
+            let next = next.with_timezone(&chrono::Utc);
+            if next > after && next.with_timezone(&tz).offset().fix() == fixed {
+                return Some(next);
+            }
+        }
+        let mut from = after;
+        for _ in 0..8 {
+            let next = self
+                .cron
+                .find_next_occurrence(&from.with_timezone(&tz), false)
+                .ok()?
+                .with_timezone(&chrono::Utc);
+            if next > after {
+                return Some(next);
+            }
+            from += chrono::Duration::hours(1);
+        }
+        None
     }
 }
 
@@ -412,11 +443,28 @@ pub fn placeholders(sql: &str) -> std::result::Result<Vec<String>, String> {
 }
 
 /// `sql` with each `${name}` replaced by its value as a SQL literal (text quoted).
+/// One pass over `sql`, so a value that itself holds `${…}` is never substituted again.
 pub fn substitute(sql: &str, values: &BTreeMap<String, Value>) -> String {
-    let mut out = sql.to_string();
-    for (name, value) in values {
-        out = out.replace(&format!("${{{name}}}"), &value.sql_literal());
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after
+            .find('}')
+            .and_then(|end| values.get(&after[..end]).map(|v| (end, v)))
+        {
+            Some((end, value)) => {
+                out.push_str(&value.sql_literal());
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str("${");
+                rest = after;
+            }
+        }
     }
+    out.push_str(rest);
     out
 }
 
@@ -579,6 +627,34 @@ mod tests {
         for (text, expected) in cases {
             let message = load(&text).unwrap_err().to_string();
             assert!(message.contains(expected), "{expected:?} not in {message}");
+        }
+    }
+
+    #[test]
+    fn substitution_is_one_pass() {
+        let values = BTreeMap::from([
+            ("a".to_string(), Value::Text("${b}".into())),
+            ("b".to_string(), Value::Text("x' OR '1'='1".into())),
+        ]);
+        assert_eq!(
+            substitute("SELECT ${a}, ${b}", &values),
+            "SELECT '${b}', 'x'' OR ''1''=''1'"
+        );
+    }
+
+    #[test]
+    fn the_repeated_hour_of_dst_never_answers_the_past() {
+        let schedule = Schedule::parse("*/15 * * * *").unwrap();
+        let tz = chrono_tz::Tz::from_str("America/New_York").unwrap();
+        // 2026-11-01 01:05 EST, the second 01:05 of that night (06:05 UTC).
+        let mut at: chrono::DateTime<chrono::Utc> = "2026-11-01T06:05:00Z".parse().unwrap();
+        for _ in 0..12 {
+            let next = schedule.next_after(at, tz).unwrap();
+            assert!(
+                next > at && next - at <= chrono::Duration::minutes(15),
+                "{at} -> {next}"
+            );
+            at = next;
         }
     }
 

@@ -16,12 +16,19 @@ use crate::{Error, Result};
 
 pub fn write(outcome: &Outcome, path: &Path) -> Result<()> {
     let mut workbook = Workbook::new();
-    build(outcome, &mut workbook).map_err(|e| xlsx_error(path, e))?;
-    workbook.save(path).map_err(|e| xlsx_error(path, e))
-}
-
-fn xlsx_error(path: &Path, e: XlsxError) -> Error {
-    Error::input(path.display(), format!("cannot write the Excel file: {e}"))
+    let mut at = String::from("the cover sheet");
+    build(outcome, &mut workbook, &mut at).map_err(|e| {
+        Error::input(
+            path.display(),
+            format!(
+                "report '{}': cannot write {at} of the Excel file: {e}",
+                outcome.report.name
+            ),
+        )
+    })?;
+    workbook
+        .save(path)
+        .map_err(|e| Error::input(path.display(), format!("cannot save the Excel file: {e}")))
 }
 
 struct Styles {
@@ -67,7 +74,8 @@ impl Styles {
     }
 }
 
-fn build(outcome: &Outcome, workbook: &mut Workbook) -> Result<(), XlsxError> {
+/// Fills `workbook`; `at` names the sheet being written, for errors.
+fn build(outcome: &Outcome, workbook: &mut Workbook, at: &mut String) -> Result<(), XlsxError> {
     let styles = Styles::new();
     workbook.set_properties(
         &DocProperties::new()
@@ -78,11 +86,15 @@ fn build(outcome: &Outcome, workbook: &mut Workbook) -> Result<(), XlsxError> {
     cover(outcome, workbook.add_worksheet(), &styles)?;
     let mut names: Vec<String> = vec!["封面".into()];
     for (i, section) in outcome.sections.iter().enumerate() {
+        *at = format!("section {} ('{}')", i + 1, section.title);
         let sheet = workbook.add_worksheet();
         let name = sheet_name(i + 1, &section.title, &names);
         sheet.set_name(&name)?;
         names.push(name);
         let table = &section.table;
+        if table.rows.len() >= 1_048_576 {
+            return Err(XlsxError::RowColumnLimitError);
+        }
         let mut widths: Vec<usize> = table
             .columns
             .iter()
@@ -130,8 +142,14 @@ fn build(outcome: &Outcome, workbook: &mut Workbook) -> Result<(), XlsxError> {
         sheet.set_repeat_rows(0, 0)?;
         sheet.set_landscape();
         sheet.set_print_fit_to_pages(1, 0);
-        sheet.set_header(format!("&L{}&R{}", outcome.report.title, section.title));
+        // '&' starts a header control code; '&&' is a literal one.
+        sheet.set_header(format!(
+            "&L{}&R{}",
+            outcome.report.title.replace('&', "&&"),
+            section.title.replace('&', "&&")
+        ));
     }
+    *at = "the SQL sheet".into();
     let sql = workbook.add_worksheet();
     sql.set_name("查询语句")?;
     for (col, label) in ["章节", "读取的表（版本）", "SQL"].iter().enumerate() {
@@ -206,6 +224,8 @@ fn sheet_name(n: usize, title: &str, taken: &[String]) -> String {
         .chars()
         .map(|c| if "[]:*?/\\".contains(c) { '_' } else { c })
         .collect();
+    // Excel refuses a name that starts or ends with an apostrophe.
+    let clean = clean.trim_matches('\'');
     let mut name: String = format!("{n}.{clean}").chars().take(31).collect();
     if taken.iter().any(|t| t.eq_ignore_ascii_case(&name)) {
         name = format!("{n}").chars().take(31).collect();
