@@ -1,6 +1,6 @@
 //! Charts as inline SVG, drawn from a section's cells, so the HTML report needs no
 //! script and no network: horizontal bars (rankings), lines (score trends) and a
-//! heat map (department × indicator). Every number drawn is also in the table below it.
+//! heat map (department × indicator). Each mark carries its value as a tooltip.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
