@@ -72,22 +72,8 @@ pub async fn run(
                     "  output:   {}",
                     report::archive::report_dir(report).display()
                 );
-                match &report.schedule {
-                    Some(s) => {
-                        let next = s
-                            .next_after(chrono::Utc::now(), report.timezone)
-                            .map(|t| {
-                                t.with_timezone(&report.timezone)
-                                    .format("%Y-%m-%d %H:%M %Z")
-                                    .to_string()
-                            })
-                            .unwrap_or_else(|| "never".into());
-                        println!(
-                            "  schedule: {} ({}), next {next}",
-                            s.expression,
-                            report.timezone.name()
-                        );
-                    }
+                match report.schedule_summary() {
+                    Some(summary) => println!("  schedule: {summary}"),
                     None => println!("  schedule: (none; run by hand)"),
                 }
                 for (i, section) in report.sections.iter().enumerate() {
@@ -149,17 +135,8 @@ pub async fn run(
                 )));
             }
             for report in scheduler.scheduled() {
-                let schedule = report.schedule.as_ref().expect("scheduled");
-                let next = schedule
-                    .next_after(chrono::Utc::now(), report.timezone)
-                    .map(|t| t.with_timezone(&report.timezone).to_rfc3339())
-                    .unwrap_or_else(|| "never".into());
-                println!(
-                    "scheduled: {} '{}' ({}), next {next}",
-                    report.name,
-                    schedule.expression,
-                    report.timezone.name()
-                );
+                let summary = report.schedule_summary().unwrap_or_default();
+                println!("scheduled: {} {summary}", report.name);
             }
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;

@@ -527,6 +527,20 @@ impl Report {
         Ok(values)
     }
 
+    /// `0 8 * * 1 (Asia/Shanghai), next 2026-11-30T08:00:00+08:00`, for listings; None when unscheduled.
+    pub fn schedule_summary(&self) -> Option<String> {
+        let schedule = self.schedule.as_ref()?;
+        let next = schedule
+            .next_after(chrono::Utc::now(), self.timezone)
+            .map(|t| t.with_timezone(&self.timezone).to_rfc3339())
+            .unwrap_or_else(|| "never".into());
+        Some(format!(
+            "{} ({}), next {next}",
+            schedule.expression,
+            self.timezone.name()
+        ))
+    }
+
     /// The label and format of a result column.
     pub fn style(&self, column: &str) -> ColumnStyle {
         let mut style = self.columns.get(column).cloned().unwrap_or_default();

@@ -260,17 +260,9 @@ pub async fn serve(
     if let Some(scheduler) = &shared.reports {
         let _ = writeln!(out, "reports: {}", scheduler.reports.path.display());
         for report in scheduler.reports.reports.values() {
-            let when = match &report.schedule {
-                Some(s) => format!(
-                    "'{}' ({}), next {}",
-                    s.expression,
-                    report.timezone.name(),
-                    s.next_after(chrono::Utc::now(), report.timezone)
-                        .map(|t| t.with_timezone(&report.timezone).to_rfc3339())
-                        .unwrap_or_else(|| "never".into())
-                ),
-                None => "not scheduled".into(),
-            };
+            let when = report
+                .schedule_summary()
+                .unwrap_or_else(|| "not scheduled".into());
             let _ = writeln!(
                 out,
                 "  {} {when}, runs kept in {}",
