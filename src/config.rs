@@ -32,6 +32,9 @@ pub struct FunctionsConfig {
     /// Default scheme of perf_grade: "mof" (优/良/中/差), "local" (优秀/良好/一般/较差) or "en".
     #[serde(default)]
     pub grade_scheme: crate::functions::GradeScheme,
+    /// Whether the table functions read the rollups built at ingest (default true).
+    #[serde(default)]
+    pub rollups: Option<bool>,
 }
 
 impl Config {
@@ -72,6 +75,7 @@ impl Config {
     pub fn function_options(&self) -> crate::functions::FunctionOptions {
         crate::functions::FunctionOptions {
             grade_scheme: self.functions.grade_scheme,
+            rollups: self.functions.rollups.unwrap_or(true),
         }
     }
 }

@@ -16,6 +16,7 @@ use deltalake::DeltaTable;
 
 use crate::functions::FunctionOptions;
 use crate::model::{TableDef, TABLES};
+use crate::rollup::Rollups;
 use crate::storage::{AsOf, LiveTable, Snapshot, UnavailableTable, Warehouse};
 use crate::{Error, Result};
 
@@ -25,6 +26,8 @@ pub struct Engine {
     as_of: AsOf,
     /// Every warehouse table as registered in the session, by name.
     tables: BTreeMap<String, Arc<LiveTable>>,
+    /// The rollups the table functions read while they are fresh.
+    rollups: Arc<Rollups>,
 }
 
 impl Engine {
@@ -51,6 +54,16 @@ impl Engine {
         Self::open_in(warehouse, as_of, options, state).await
     }
 
+    /// Opens the warehouse pinned by `as_of` with the table functions reading only
+    /// the raw tables (what the rollups themselves are built from).
+    pub async fn open_raw(warehouse: Warehouse, as_of: AsOf) -> Result<Self> {
+        let options = FunctionOptions {
+            rollups: false,
+            ..FunctionOptions::default()
+        };
+        Self::open_with(warehouse, as_of, options).await
+    }
+
     /// The session settings every kpidb session starts from.
     pub fn session_config() -> SessionConfig {
         SessionConfig::new()
@@ -67,8 +80,6 @@ impl Engine {
         state: SessionState,
     ) -> Result<Self> {
         let ctx = SessionContext::new_with_state(state);
-        crate::functions::register_all(&ctx, options);
-
         let mut tables = BTreeMap::new();
         for def in TABLES {
             let table = Arc::new(LiveTable::new(
@@ -77,11 +88,14 @@ impl Engine {
             ctx.register_table(def.name, table.clone())?;
             tables.insert(def.name.to_string(), table);
         }
+        let rollups = Arc::new(Rollups::open(&ctx, &warehouse, &tables, options.rollups).await?);
+        crate::functions::register_all(&ctx, options, Some(Arc::clone(&rollups)));
         Ok(Engine {
             ctx,
             warehouse,
             as_of,
             tables,
+            rollups,
         })
     }
 
@@ -129,7 +143,13 @@ impl Engine {
                 }
             }
         }
+        self.rollups.refresh(&self.ctx).await?;
         Ok(changed)
+    }
+
+    /// The rollups, and which of them the table functions read now.
+    pub fn rollups(&self) -> &Rollups {
+        &self.rollups
     }
 
     pub fn context(&self) -> &SessionContext {

@@ -6,24 +6,31 @@
 //! - [`storage`]: the warehouse directory of Delta tables; commits, history, time travel.
 //! - [`engine`]: [`Engine`], the one place a DataFusion session is built.
 //! - [`ingest`]: CSV / XLSX / Parquet readers and the validation every load passes.
+//! - [`rollup`]: per-year summaries of dept_scores built at ingest, which the table
+//!   functions read while they are fresh for the versions a session reads.
 //! - [`functions`]: kpidb's SQL functions, one file each.
 //! - [`sample`]: the deterministic sample city that reproduces the seed report.
 //! - [`report`]: ranking reports from reports.toml: Excel, HTML with charts, Markdown, CSV; the scheduler.
 //! - [`server`]: `kpidb serve`, the PostgreSQL wire protocol and HTTP API.
 //! - [`cli`]: the `kpidb` command: query, repl, ingest, history, report, serve, gen-sample.
 //! - [`config`]: where the warehouse is found, and kpidb.toml.
+//! - [`export`]: every table as plain, hive-partitioned Parquet for other engines.
+//! - [`bench`]: timing SQL on kpidb or on plain DataFusion over exported Parquet.
 //! - [`output`]: what the CLI and the HTTP API share about writing results.
 //! - [`error`]: [`Error`], split by who caused it.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod functions;
 pub mod ingest;
 pub mod model;
 pub mod output;
 pub mod report;
+pub mod rollup;
 pub mod sample;
 pub mod server;
 pub mod storage;

@@ -67,6 +67,16 @@ pub enum Command {
     Report(report::ReportCommand),
     /// Serve the warehouse to BI tools and scripts: PostgreSQL wire protocol and HTTP API
     Serve(ServeArgs),
+    /// Write the current version of every table as plain, hive-partitioned Parquet
+    Export(ExportArgs),
+    /// Time a SQL file on the warehouse, or on exported Parquet with plain DataFusion
+    Bench(BenchArgs),
+    /// Show the rollups (per-year summaries the table functions read), or rebuild them
+    Rollups {
+        /// Rebuild every rollup from the current data
+        #[arg(long)]
+        rebuild: bool,
+    },
     /// Describe kpidb's SQL functions
     Functions {
         /// Print FUNCTIONS.md
@@ -158,6 +168,40 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Output format (Parquet: DIR/<table>/year=YYYY/*.parquet for tables with a year)
+    #[arg(long, value_enum, default_value_t = ExportFormat::Parquet)]
+    pub format: ExportFormat,
+    /// New or empty directory to write into
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub pin: PinArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Parquet,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// SQL file to time (one statement)
+    pub file: PathBuf,
+    /// kpidb: the warehouse with kpidb's functions; datafusion: plain DataFusion over --parquet
+    #[arg(long, value_enum, default_value_t = crate::bench::BenchEngine::Kpidb)]
+    pub engine: crate::bench::BenchEngine,
+    /// Exported Parquet directory (`kpidb export`) for --engine datafusion
+    #[arg(long, value_name = "DIR", required_if_eq("engine", "datafusion"))]
+    pub parquet: Option<PathBuf>,
+    /// Timed runs, after one untimed warm-up run
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Write the last run's result here as CSV
+    #[arg(long, value_name = "FILE")]
+    pub result: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct GenSampleArgs {
     /// Directory for the new warehouse
     #[arg(long)]
@@ -168,6 +212,9 @@ pub struct GenSampleArgs {
     /// Also write each table as CSV into this directory
     #[arg(long, value_name = "DIR")]
     pub csv: Option<PathBuf>,
+    /// Benchmark scale: city (the sample), 1m (province), 10m, 100m (national): dept_scores rows
+    #[arg(long, value_name = "SCALE", conflicts_with_all = ["departments", "first_year", "indicator_fanout"])]
+    pub scale: Option<String>,
     /// First-level departments (scale: more departments, more dept_scores)
     #[arg(long, default_value_t = SampleOptions::default().departments)]
     pub departments: usize,
@@ -283,12 +330,67 @@ pub async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Export(args) => {
+            let engine =
+                Engine::open_with(Warehouse::open(&data)?, args.pin.as_of()?, options).await?;
+            let ExportFormat::Parquet = args.format;
+            for (table, rows) in crate::export::parquet(&engine, &args.dir).await? {
+                println!("{table:<15} {rows:>10} rows");
+            }
+            println!("exported to {}", args.dir.display());
+            Ok(())
+        }
+        Command::Bench(args) => {
+            let sql = std::fs::read_to_string(&args.file).map_err(|e| Error::io(&args.file, e))?;
+            let source = match args.engine {
+                crate::bench::BenchEngine::Kpidb => crate::bench::Source::Warehouse(
+                    Engine::open_with(Warehouse::open(&data)?, AsOf::Latest, options).await?,
+                ),
+                crate::bench::BenchEngine::Datafusion => {
+                    crate::bench::Source::plain(args.parquet.as_deref().expect("required by clap"))
+                        .await?
+                }
+            };
+            let timing = crate::bench::time(&source, &sql, args.runs).await?;
+            if let Some(path) = &args.result {
+                let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+                let mut writer = datafusion::arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(file);
+                for batch in &timing.result {
+                    writer.write(batch)?;
+                }
+            }
+            println!("{}", timing.json());
+            Ok(())
+        }
+        Command::Rollups { rebuild } => {
+            let warehouse = Warehouse::open(&data)?;
+            if rebuild {
+                crate::rollup::rebuild_all(&warehouse).await?;
+            }
+            for line in crate::rollup::status(&warehouse).await? {
+                println!("{line}");
+            }
+            Ok(())
+        }
         Command::GenSample(args) => {
-            let opts = SampleOptions {
-                seed: args.seed,
-                departments: args.departments,
-                first_year: args.first_year,
-                indicator_fanout: args.indicator_fanout,
+            let opts = match &args.scale {
+                Some(name) => SampleOptions {
+                    seed: args.seed,
+                    ..SampleOptions::scale(name).ok_or_else(|| {
+                        Error::usage(format!(
+                            "--scale '{name}' is not a scale; the scales are {}",
+                            SampleOptions::SCALES
+                        ))
+                    })?
+                },
+                None => SampleOptions {
+                    seed: args.seed,
+                    departments: args.departments,
+                    first_year: args.first_year,
+                    indicator_fanout: args.indicator_fanout,
+                },
             };
             if opts.first_year > sample::SEED_YEAR || opts.departments < 3 {
                 return Err(Error::usage(format!(

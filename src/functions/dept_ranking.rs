@@ -9,6 +9,8 @@ use datafusion::common::Result;
 use datafusion::logical_expr::Documentation;
 
 use super::perf_grade::GradeScheme;
+use crate::rollup::Rollups;
+
 use super::sql_table::{document, schema, Args, SqlTable, TEXT};
 
 const SIGNATURE: &str = "dept_ranking(year INTEGER)";
@@ -16,6 +18,7 @@ const SIGNATURE: &str = "dept_ranking(year INTEGER)";
 #[derive(Debug)]
 pub struct DeptRanking {
     pub scheme: GradeScheme,
+    pub rollups: Option<Arc<Rollups>>,
 }
 
 pub fn columns() -> SchemaRef {
@@ -55,20 +58,42 @@ impl TableFunctionImpl for DeptRanking {
         let year = args.int(0, "year")?;
         let prior = year - 1;
         let scheme = self.scheme.name();
-        SqlTable::plan(
+        // Department totals and the year's indicator count: from the rollup when it is
+        // fresh, else summed from the scores.
+        let rollup = self.rollups.as_ref().and_then(|r| r.fresh("dept_totals"));
+        let (totals, indicators_of_year) = match rollup {
+            Some(_) => (
+                format!(
+                    "SELECT year, dept_code, total_score, indicators_scored
+                     FROM kpidb_rollup.public.dept_totals WHERE year IN ({year}, {prior})"
+                ),
+                format!(
+                    "SELECT CAST(coalesce(max(year_indicators), 0) AS BIGINT) AS n
+                     FROM kpidb_rollup.public.dept_totals WHERE year = {year}"
+                ),
+            ),
+            None => (
+                format!(
+                    "SELECT year, dept_code, sum(score) AS total_score, count(*) AS indicators_scored
+                     FROM dept_scores WHERE year IN ({year}, {prior})
+                     GROUP BY year, dept_code"
+                ),
+                format!(
+                    "SELECT count(DISTINCT indicator_code) AS n FROM dept_scores WHERE year = {year}"
+                ),
+            ),
+        };
+        let rollups: Vec<_> = rollup.into_iter().map(|p| ("dept_totals", p)).collect();
+        SqlTable::plan_with(
             call.session(),
             columns(),
             &format!(
-                "WITH totals AS (
-                   SELECT year, dept_code, sum(score) AS total_score, count(*) AS indicators_scored
-                   FROM dept_scores WHERE year IN ({year}, {prior})
-                   GROUP BY year, dept_code),
+                "WITH totals AS ({totals}),
                  ranked AS (
                    SELECT *, RANK() OVER (PARTITION BY year ORDER BY total_score DESC) AS rnk,
                           count(*) OVER (PARTITION BY year) AS ranked_departments
                    FROM totals),
-                 indicators_of_year AS (
-                   SELECT count(DISTINCT indicator_code) AS n FROM dept_scores WHERE year = {year})
+                 indicators_of_year AS ({indicators_of_year})
                  SELECT cur.rnk AS rank, cur.dept_code, d.dept_name, cur.total_score,
                         perf_grade(cur.total_score, '{scheme}') AS grade,
                         prev.rnk AS prev_rank,
@@ -83,6 +108,7 @@ impl TableFunctionImpl for DeptRanking {
                  WHERE cur.year = {year}"
             ),
             "rank, dept_code",
+            &rollups,
         )
     }
 }

@@ -8,6 +8,8 @@ use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::Documentation;
 
+use crate::rollup::Rollups;
+
 use super::sql_table::{document, schema, Args, SqlTable, TEXT};
 
 const SIGNATURE: &str = "dept_trend(from_year INTEGER, to_year INTEGER)";
@@ -16,7 +18,9 @@ const SIGNATURE: &str = "dept_trend(from_year INTEGER, to_year INTEGER)";
 pub const TREND_THRESHOLD: f64 = 0.5;
 
 #[derive(Debug)]
-pub struct DeptTrend;
+pub struct DeptTrend {
+    pub rollups: Option<Arc<Rollups>>,
+}
 
 pub fn columns() -> SchemaRef {
     schema(&[
@@ -52,20 +56,36 @@ impl TableFunctionImpl for DeptTrend {
             return plan_err!("dept_trend: from_year {from} is after to_year {to}");
         }
         let t = TREND_THRESHOLD;
-        SqlTable::plan(
+        // Department totals per year: from the rollup when it is fresh.
+        let rollup = self.rollups.as_ref().and_then(|r| r.fresh("dept_totals"));
+        let totals = match rollup {
+            Some(_) => format!(
+                "SELECT dept_code, year, total_score AS total
+                 FROM kpidb_rollup.public.dept_totals WHERE year BETWEEN {from} AND {to}"
+            ),
+            None => format!(
+                "SELECT dept_code, year, sum(score) AS total
+                 FROM dept_scores WHERE year BETWEEN {from} AND {to}
+                 GROUP BY dept_code, year"
+            ),
+        };
+        let rollups: Vec<_> = rollup.into_iter().map(|p| ("dept_totals", p)).collect();
+        SqlTable::plan_with(
             call.session(),
             columns(),
             &format!(
-                "WITH totals AS (
-                   SELECT dept_code, year, sum(score) AS total
-                   FROM dept_scores WHERE year BETWEEN {from} AND {to}
-                   GROUP BY dept_code, year),
+                "WITH totals AS ({totals}),
                  fitted AS (
                    SELECT dept_code, count(*) AS years_present,
                           first_value(total ORDER BY year) AS first_total,
                           last_value(total ORDER BY year) AS last_total,
+                          -- Least squares on exact sums (decimal totals, integer years from
+                          -- {from}), divided once: the same double whatever order the rows
+                          -- are summed in, from the raw scores or from the rollup.
                           CASE WHEN count(*) >= 2
-                               THEN regr_slope(CAST(total AS DOUBLE), CAST(year AS DOUBLE)) END AS slope
+                               THEN CAST(count(*) * sum(total * (year - {from})) - sum(year - {from}) * sum(total) AS DOUBLE)
+                                    / CAST(count(*) * sum((year - {from}) * (year - {from})) - sum(year - {from}) * sum(year - {from}) AS DOUBLE)
+                          END AS slope
                    FROM totals GROUP BY dept_code)
                  SELECT f.dept_code, d.dept_name, f.years_present, f.first_total, f.last_total, f.slope,
                         CASE WHEN f.slope IS NULL THEN NULL
@@ -75,6 +95,7 @@ impl TableFunctionImpl for DeptTrend {
                  FROM fitted f LEFT JOIN departments d ON d.dept_code = f.dept_code"
             ),
             "dept_code",
+            &rollups,
         )
     }
 }

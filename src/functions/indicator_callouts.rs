@@ -8,12 +8,16 @@ use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::Documentation;
 
+use crate::rollup::Rollups;
+
 use super::sql_table::{document, schema, Args, SqlTable, TEXT};
 
 const SIGNATURE: &str = "indicator_callouts(year INTEGER, n INTEGER)";
 
 #[derive(Debug)]
-pub struct IndicatorCallouts;
+pub struct IndicatorCallouts {
+    pub rollups: Option<Arc<Rollups>>,
+}
 
 pub fn columns() -> SchemaRef {
     schema(&[
@@ -52,17 +56,28 @@ impl TableFunctionImpl for IndicatorCallouts {
         if n < 1 {
             return plan_err!("indicator_callouts: n must be at least 1, got {n}");
         }
-        SqlTable::plan(
+        // Level-2 subtotals per department: from the rollup when it is fresh.
+        let rollup = self.rollups.as_ref().and_then(|r| r.fresh("level2_totals"));
+        let by_level2 = match rollup {
+            Some(_) => format!(
+                "SELECT level1, level2, dept_code, score, max_score
+                 FROM kpidb_rollup.public.level2_totals WHERE year = {year}"
+            ),
+            None => format!(
+                "SELECT i.level1, i.level2, s.dept_code,
+                        sum(s.score) AS score, sum(s.max_score) AS max_score
+                 FROM dept_scores s
+                 JOIN indicators i ON i.indicator_code = s.indicator_code
+                 WHERE s.year = {year} AND i.framework = 'dept'
+                 GROUP BY i.level1, i.level2, s.dept_code"
+            ),
+        };
+        let rollups: Vec<_> = rollup.into_iter().map(|p| ("level2_totals", p)).collect();
+        SqlTable::plan_with(
             call.session(),
             columns(),
             &format!(
-                "WITH by_level2 AS (
-                   SELECT i.level1, i.level2, s.dept_code,
-                          sum(s.score) AS score, sum(s.max_score) AS max_score
-                   FROM dept_scores s
-                   JOIN indicators i ON i.indicator_code = s.indicator_code
-                   WHERE s.year = {year} AND i.framework = 'dept'
-                   GROUP BY i.level1, i.level2, s.dept_code),
+                "WITH by_level2 AS ({by_level2}),
                  ranked AS (
                    SELECT *, score_rate(score, max_score) AS score_rate,
                           RANK() OVER (PARTITION BY level1, level2
@@ -74,6 +89,7 @@ impl TableFunctionImpl for IndicatorCallouts {
                  WHERE r.rank_from_bottom <= {n}"
             ),
             "level1, level2, rank_from_bottom, dept_code",
+            &rollups,
         )
     }
 }

@@ -30,11 +30,25 @@ use datafusion::prelude::SessionContext;
 
 pub use perf_grade::GradeScheme;
 
+use crate::rollup::Rollups;
+
 /// Settings the functions take from the configuration.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct FunctionOptions {
     /// The scheme perf_grade, dept_ranking and grade_distribution use when none is given.
     pub grade_scheme: GradeScheme,
+    /// Whether the table functions read fresh rollups (`[functions] rollups`, default
+    /// true); false always reads the raw tables.
+    pub rollups: bool,
+}
+
+impl Default for FunctionOptions {
+    fn default() -> Self {
+        FunctionOptions {
+            grade_scheme: GradeScheme::default(),
+            rollups: true,
+        }
+    }
 }
 
 /// kpidb's scalar functions (public for benches and embedders).
@@ -58,8 +72,9 @@ fn windows() -> Vec<WindowUDF> {
     vec![WindowUDF::from(prior_year::PriorYear::new())]
 }
 
-/// Registers every kpidb function on `ctx`.
-pub fn register_all(ctx: &SessionContext, options: FunctionOptions) {
+/// Registers every kpidb function on `ctx`; the table functions read `rollups` where
+/// they are fresh (none: always the raw tables).
+pub fn register_all(ctx: &SessionContext, options: FunctionOptions, rollups: Option<Arc<Rollups>>) {
     for f in scalars(options) {
         ctx.register_udf(f);
     }
@@ -72,13 +87,18 @@ pub fn register_all(ctx: &SessionContext, options: FunctionOptions) {
     let scheme = options.grade_scheme;
     ctx.register_udtf(
         "dept_ranking",
-        Arc::new(dept_ranking::DeptRanking { scheme }),
+        Arc::new(dept_ranking::DeptRanking {
+            scheme,
+            rollups: rollups.clone(),
+        }),
     );
     ctx.register_udtf(
         "indicator_callouts",
-        Arc::new(indicator_callouts::IndicatorCallouts),
+        Arc::new(indicator_callouts::IndicatorCallouts {
+            rollups: rollups.clone(),
+        }),
     );
-    ctx.register_udtf("dept_trend", Arc::new(dept_trend::DeptTrend));
+    ctx.register_udtf("dept_trend", Arc::new(dept_trend::DeptTrend { rollups }));
     ctx.register_udtf(
         "grade_distribution",
         Arc::new(grade_distribution::GradeDistribution { scheme }),

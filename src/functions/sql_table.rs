@@ -10,14 +10,20 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::Session;
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemorySchemaProvider,
+    SchemaProvider, Session,
+};
 use datafusion::common::{internal_err, plan_err, Result, ScalarValue};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::context::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{col, Documentation, Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_plan::ExecutionPlan;
+
+use crate::rollup::CATALOG as ROLLUP_CATALOG;
 
 /// A table function's result: a logical plan over the session's tables that the
 /// planner inlines like a view, so outer filters and projections reach the scans.
@@ -36,8 +42,40 @@ impl SqlTable {
         sql: &str,
         order_by: &str,
     ) -> Result<Arc<dyn TableProvider>> {
+        Self::plan_with(session, schema, sql, order_by, &[])
+    }
+
+    /// As [`SqlTable::plan`], with `rollups` (name, provider) readable in `sql` as
+    /// `kpidb_rollup.public.<name>`: the exact snapshots found fresh, not whatever a
+    /// name would resolve to later.
+    pub fn plan_with(
+        session: &dyn Session,
+        schema: SchemaRef,
+        sql: &str,
+        order_by: &str,
+        rollups: &[(&str, Arc<dyn TableProvider>)],
+    ) -> Result<Arc<dyn TableProvider>> {
         let Some(state) = session.as_any().downcast_ref::<SessionState>() else {
             return internal_err!("kpidb table functions run in a DataFusion SessionState");
+        };
+        let with_rollups;
+        let state = if rollups.is_empty() {
+            state
+        } else {
+            let schema = MemorySchemaProvider::new();
+            for (name, provider) in rollups {
+                schema.register_table(name.to_string(), Arc::clone(provider))?;
+            }
+            let catalog = MemoryCatalogProvider::new();
+            catalog.register_schema("public", Arc::new(schema))?;
+            let catalogs = WithRollups {
+                inner: Arc::clone(state.catalog_list()),
+                rollups: Arc::new(catalog),
+            };
+            with_rollups = SessionStateBuilder::new_from_existing(state.clone())
+                .with_catalog_list(Arc::new(catalogs))
+                .build();
+            &with_rollups
         };
         let columns: Vec<String> = schema
             .fields()
@@ -61,6 +99,37 @@ impl SqlTable {
         // planning future is driven to completion here, where the trait is synchronous.
         let plan = futures::executor::block_on(state.create_logical_plan(&sql))?;
         Ok(Arc::new(SqlTable { schema, plan }))
+    }
+}
+
+/// The session's catalogs plus the rollup catalog, for planning one table function.
+#[derive(Debug)]
+struct WithRollups {
+    inner: Arc<dyn CatalogProviderList>,
+    rollups: Arc<dyn CatalogProvider>,
+}
+
+impl CatalogProviderList for WithRollups {
+    fn register_catalog(
+        &self,
+        name: String,
+        catalog: Arc<dyn CatalogProvider>,
+    ) -> Option<Arc<dyn CatalogProvider>> {
+        self.inner.register_catalog(name, catalog)
+    }
+
+    fn catalog_names(&self) -> Vec<String> {
+        let mut names = self.inner.catalog_names();
+        names.push(ROLLUP_CATALOG.to_string());
+        names
+    }
+
+    fn catalog(&self, name: &str) -> Option<Arc<dyn CatalogProvider>> {
+        if name == ROLLUP_CATALOG {
+            Some(Arc::clone(&self.rollups))
+        } else {
+            self.inner.catalog(name)
+        }
     }
 }
 

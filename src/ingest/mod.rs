@@ -84,6 +84,15 @@ pub async fn ingest(warehouse: &Warehouse, request: IngestRequest<'_>) -> Result
     let version = warehouse
         .commit(def, batches, request.mode, &years, &source)
         .await?;
+    bar.set_message("updating rollups");
+    // The commit stands whatever happens here: a rollup left behind is never read
+    // (the table functions read the raw tables) until the next ingest rebuilds it.
+    if let Err(e) = crate::rollup::after_commit(warehouse, def.name, version, &years).await {
+        log::warn!(
+            "{}: rollups not updated ({e}); run `kpidb rollups --rebuild`",
+            def.name
+        );
+    }
     bar.finish_and_clear();
     Ok(IngestSummary {
         table: def.name.to_string(),

@@ -4,6 +4,7 @@
 //! individual rows. Scale options grow departments and indicators for benchmarks.
 
 mod names;
+mod scores;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,8 +14,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::ingest::validate::{check_rows, Problems, Rows, Value};
 use crate::model::{self, TableDef};
-use crate::storage::Warehouse;
+use crate::storage::{Warehouse, WriteMode};
 use crate::Result;
+use datafusion::arrow::record_batch::RecordBatch;
 
 /// (code, level1, level2, level3, max points, direction): the whole-department tree.
 pub const DEPT_TREE: &[(&str, &str, &str, &str, i128, &str)] = &[
@@ -79,9 +81,42 @@ impl Default for SampleOptions {
     }
 }
 
-/// Every table's rows.
+impl SampleOptions {
+    /// The options of a named scale: `city` (the sample), `1m` / `province`, `10m`,
+    /// `100m` / `national`, for dept_scores of about that many rows; the other tables
+    /// grow with the departments.
+    pub fn scale(name: &str) -> Option<Self> {
+        let city = SampleOptions::default();
+        let (departments, first_year, indicator_fanout) = match name {
+            "city" => (city.departments, city.first_year, 1),
+            // 3,334 departments × 60 indicators × 5 years.
+            "1m" | "province" => (3_334, 2019, 4),
+            // 6,667 departments × 150 indicators × 10 years.
+            "10m" => (6_667, 2014, 10),
+            // 66,667 departments × 150 indicators × 10 years.
+            "100m" | "national" => (66_667, 2014, 10),
+            _ => return None,
+        };
+        Some(SampleOptions {
+            departments,
+            first_year,
+            indicator_fanout,
+            ..city
+        })
+    }
+
+    pub const SCALES: &'static str = "city, 1m (province), 10m, 100m (national)";
+}
+
+/// Up to this many departments × indicator copies, dept_scores are generated up
+/// front, between the departments and the projects; beyond it, a year at a time
+/// while writing.
+const EAGER_SCORES: usize = 1_000;
+
+/// Every table's rows, but dept_scores, which [`Sample::dept_scores`] streams by year.
 pub struct Sample {
     pub tables: Vec<(&'static TableDef, Rows)>,
+    pub dept_scores: scores::DeptScores,
 }
 
 /// Budget units per year (first-level departments included); 417 in the seed year.
@@ -107,7 +142,7 @@ struct Gen {
     tables: BTreeMap<&'static str, Rows>,
 }
 
-pub fn generate(opts: &SampleOptions) -> Sample {
+pub fn generate(opts: &SampleOptions) -> Result<Sample> {
     let mut g = Gen {
         rng: ChaCha8Rng::seed_from_u64(opts.seed),
         opts: opts.clone(),
@@ -115,16 +150,23 @@ pub fn generate(opts: &SampleOptions) -> Sample {
     };
     let first_level = g.departments();
     g.indicators();
-    g.dept_scores(&first_level);
+    let mut dept_scores = scores::DeptScores::new(opts, &first_level, g.rng.clone());
+    if opts.departments * opts.indicator_fanout <= EAGER_SCORES {
+        // The city: scores drawn before the projects, as the shipped sample was.
+        dept_scores.generate_all()?;
+        g.rng = dept_scores.rng.clone();
+    }
     let projects_by_dept = first_level.iter().map(|d| d.0.clone()).collect::<Vec<_>>();
     g.projects_and_evaluations(&projects_by_dept);
     let mut tables = g.tables;
-    Sample {
+    Ok(Sample {
         tables: model::TABLES
             .iter()
+            .filter(|def| def.name != "dept_scores")
             .map(|def| (*def, tables.remove(def.name).unwrap_or_default()))
             .collect(),
-    }
+        dept_scores,
+    })
 }
 
 fn text(s: impl Into<String>) -> Value {
@@ -259,47 +301,8 @@ impl Gen {
         first_level
     }
 
-    fn dept_tree(
-        &self,
-    ) -> Vec<(
-        String,
-        &'static str,
-        &'static str,
-        String,
-        i128,
-        &'static str,
-    )> {
-        let fanout = self.opts.indicator_fanout.max(1);
-        let mut tree = Vec::new();
-        for (code, l1, l2, l3, points, direction) in DEPT_TREE {
-            let shares = split_exact(points * 100, &vec![1.0; fanout], None);
-            for (k, share) in shares.into_iter().enumerate() {
-                if fanout == 1 {
-                    tree.push((
-                        code.to_string(),
-                        *l1,
-                        *l2,
-                        l3.to_string(),
-                        share,
-                        *direction,
-                    ));
-                } else {
-                    tree.push((
-                        format!("{code}-{k:03}"),
-                        *l1,
-                        *l2,
-                        format!("{l3}（{}）", k + 1),
-                        share,
-                        *direction,
-                    ));
-                }
-            }
-        }
-        tree
-    }
-
     fn indicators(&mut self) {
-        for (code, l1, l2, l3, _, direction) in self.dept_tree() {
+        for (code, l1, l2, l3, _, direction) in dept_tree(self.opts.indicator_fanout) {
             self.add(
                 "indicators",
                 vec![
@@ -324,52 +327,6 @@ impl Gen {
                     text(*direction),
                 ],
             );
-        }
-    }
-
-    /// Scores in half points, so ties in the totals happen as they do in real rankings.
-    /// Each department has a level and a trend; one year of one department misses an indicator.
-    fn dept_scores(&mut self, first_level: &[(String, String, i32)]) {
-        let tree = self.dept_tree();
-        let n = first_level.len();
-        let profiles: Vec<(f64, f64)> = (0..n)
-            .map(|i| {
-                let level = self.rng.random_range(0.74..0.95);
-                let trend = match i % 7 {
-                    0 => self.rng.random_range(0.012..0.03),   // improving
-                    3 => -self.rng.random_range(0.012..0.03),  // declining
-                    _ => self.rng.random_range(-0.006..0.006), // stable
-                };
-                (level, trend)
-            })
-            .collect();
-        for year in self.opts.first_year..=self.last_year() {
-            let mut rows = Vec::new();
-            for (i, (code, _, since)) in first_level.iter().enumerate() {
-                if *since > year {
-                    continue; // not yet formed
-                }
-                let (level, trend) = profiles[i];
-                let t = (year - self.opts.first_year) as f64;
-                for (k, (ind, _, _, _, max, _)) in tree.iter().enumerate() {
-                    if i == 5 && year == SEED_YEAR - 3 && k == 8 {
-                        continue; // an indicator left unscored
-                    }
-                    let quality =
-                        (level + trend * t + self.rng.random_range(-0.09..0.07)).clamp(0.3, 1.0);
-                    let score = ((*max as f64) * quality / 50.0).round() as i128 * 50;
-                    rows.push(vec![
-                        Value::Int(year),
-                        text(code),
-                        text(ind),
-                        Value::Dec(score.min(*max)),
-                        Value::Dec(*max),
-                    ]);
-                }
-            }
-            for row in rows {
-                self.add("dept_scores", row);
-            }
         }
     }
 
@@ -467,7 +424,9 @@ impl Gen {
             };
             if year <= self.last_year() {
                 // Ordinary projects: self-evaluated; monitored by the department over 200万元.
-                let count = 240 + 12 * (year - self.opts.first_year).max(0) as usize;
+                // Scale data has proportionally more.
+                let per_city = (self.opts.departments / names::DEPARTMENTS.len()).max(1);
+                let count = (240 + 12 * (year - self.opts.first_year).max(0) as usize) * per_city;
                 for _ in 0..count {
                     let dept = self.random_dept(depts).to_string();
                     let subject = names::PROJECT_SUBJECTS
@@ -659,11 +618,42 @@ impl Gen {
     }
 }
 
+/// The name of a first-level department: its row is the code's offset from 101.
+/// The level-3 department indicators: (code, level1, level2, level3, max points in
+/// hundredths, direction), each standard item repeated `fanout` times for scale data.
+pub(crate) fn dept_tree(fanout: usize) -> Vec<Indicator> {
+    let fanout = fanout.max(1);
+    let mut tree = Vec::new();
+    for (code, l1, l2, l3, points, direction) in DEPT_TREE {
+        let shares = split_exact(points * 100, &vec![1.0; fanout], None);
+        for (k, share) in shares.into_iter().enumerate() {
+            let (code, l3) = if fanout == 1 {
+                (code.to_string(), l3.to_string())
+            } else {
+                (format!("{code}-{k:03}"), format!("{l3}（{}）", k + 1))
+            };
+            tree.push((code, *l1, *l2, l3, share, *direction));
+        }
+    }
+    tree
+}
+
+/// (code, level1, level2, level3, max points in hundredths, direction).
+pub(crate) type Indicator = (
+    String,
+    &'static str,
+    &'static str,
+    String,
+    i128,
+    &'static str,
+);
+
 fn dept_name_of(g: &Gen, code: &str) -> String {
-    g.tables["departments"]
-        .values
-        .iter()
-        .find(|r| r[0].text() == Some(code))
+    let rows = &g.tables["departments"].values;
+    code.parse::<usize>()
+        .ok()
+        .and_then(|n| rows.get(n.checked_sub(101)?))
+        .filter(|r| r[0].text() == Some(code))
         .and_then(|r| r[1].text())
         .unwrap_or("")
         .to_string()
@@ -721,15 +711,19 @@ pub fn split_exact(total: i128, weights: &[f64], caps: Option<&[i128]>) -> Vec<i
     parts
 }
 
-/// Writes the sample as a new warehouse at `out` (each table at version 0) and, when
-/// `csv_dir` is given, as one CSV per table. The rows are checked by the same rules as
-/// ingest first.
+/// dept_scores rows per Delta commit while streaming scale data; the city sample is
+/// one commit, so every sample table starts at version 0.
+const COMMIT_ROWS: usize = 4 << 20;
+
+/// Writes the sample as a new warehouse at `out` and, when `csv_dir` is given, as one
+/// CSV per table; then builds the rollups. The rows of every table but dept_scores
+/// (correct by construction, and streamed) are checked by the same rules as ingest first.
 pub async fn write(
     out: &Path,
     opts: &SampleOptions,
     csv_dir: Option<&Path>,
 ) -> Result<Vec<(String, usize)>> {
-    let sample = generate(opts);
+    let mut sample = generate(opts)?;
     for (def, rows) in &sample.tables {
         let mut problems = Problems::new(&format!("sample {}", def.name), def);
         check_rows(def, rows, &mut problems);
@@ -740,22 +734,83 @@ pub async fn write(
         std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
     }
     let mut counts = Vec::new();
-    for (def, rows) in &sample.tables {
-        let batches = rows.to_batches(def, 256 * 1024)?;
-        if let Some(dir) = csv_dir {
-            let path = dir.join(format!("{}.csv", def.name));
-            let file = std::fs::File::create(&path).map_err(|e| crate::Error::io(&path, e))?;
-            let mut writer = datafusion::arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(file);
+    for def in model::TABLES {
+        let mut csv = match csv_dir {
+            Some(dir) => {
+                let path = dir.join(format!("{}.csv", def.name));
+                let file = std::fs::File::create(&path).map_err(|e| crate::Error::io(&path, e))?;
+                Some(
+                    datafusion::arrow::csv::WriterBuilder::new()
+                        .with_header(true)
+                        .build(std::io::BufWriter::new(file)),
+                )
+            }
+            None => None,
+        };
+        let mut created = false;
+        let mut rows = 0;
+        let mut pending: Vec<RecordBatch> = Vec::new();
+        let mut years = Vec::new();
+        let chunks: Box<dyn Iterator<Item = Result<(i32, Vec<RecordBatch>)>>> =
+            if def.name == "dept_scores" {
+                let scores = &mut sample.dept_scores;
+                Box::new(scores.years().map(move |y| Ok((y, scores.year(y)?))))
+            } else {
+                let table = sample.tables.iter().find(|(d, _)| d.name == def.name);
+                let batches = match table {
+                    Some((_, rows)) => rows.to_batches(def, 256 * 1024)?,
+                    None => vec![RecordBatch::new_empty(def.schema())],
+                };
+                Box::new(std::iter::once(Ok((0, batches))))
+            };
+        for chunk in chunks {
+            let (year, batches) = chunk?;
             for batch in &batches {
-                writer.write(batch)?;
+                if let Some(writer) = csv.as_mut() {
+                    writer.write(batch)?;
+                }
+            }
+            rows += batches.iter().map(|b| b.num_rows()).sum::<usize>();
+            pending.extend(batches);
+            years.push(year);
+            if pending.iter().map(|b| b.num_rows()).sum::<usize>() >= COMMIT_ROWS {
+                commit(
+                    &warehouse,
+                    def,
+                    std::mem::take(&mut pending),
+                    &years,
+                    &mut created,
+                )
+                .await?;
+                years.clear();
             }
         }
-        warehouse.create_table(def, batches, "gen-sample").await?;
-        counts.push((def.name.to_string(), rows.len()));
+        if !pending.is_empty() || !created {
+            commit(&warehouse, def, pending, &years, &mut created).await?;
+        }
+        counts.push((def.name.to_string(), rows));
     }
+    crate::rollup::rebuild_all(&warehouse).await?;
     Ok(counts)
+}
+
+/// Creates `def`'s table with `batches`, or appends them once it exists.
+async fn commit(
+    warehouse: &Warehouse,
+    def: &TableDef,
+    batches: Vec<RecordBatch>,
+    years: &[i32],
+    created: &mut bool,
+) -> Result<()> {
+    if *created {
+        warehouse
+            .commit(def, batches, WriteMode::Append, years, "gen-sample")
+            .await?;
+    } else {
+        warehouse.create_table(def, batches, "gen-sample").await?;
+        *created = true;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -774,10 +829,16 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_rows() {
-        let a = generate(&SampleOptions::default());
-        let b = generate(&SampleOptions::default());
+        let mut a = generate(&SampleOptions::default()).unwrap();
+        let mut b = generate(&SampleOptions::default()).unwrap();
         for ((_, x), (_, y)) in a.tables.iter().zip(&b.tables) {
             assert_eq!(x.values, y.values);
+        }
+        for year in a.dept_scores.years() {
+            assert_eq!(
+                a.dept_scores.year(year).unwrap(),
+                b.dept_scores.year(year).unwrap()
+            );
         }
     }
 }

@@ -1,0 +1,114 @@
+//! `kpidb bench`: time one SQL statement, either on the warehouse with kpidb's
+//! functions (and rollups) or on plain DataFusion over the Parquet `kpidb export`
+//! wrote, with none of kpidb's functions: the baseline kpidb's domain knowledge is
+//! measured against. benches/compare/ drives it beside DuckDB.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::ListingOptions;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::model::TABLES;
+use crate::{Engine, Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchEngine {
+    /// The warehouse, with kpidb's functions and rollups
+    Kpidb,
+    /// Plain DataFusion over exported Parquet, without kpidb's functions
+    Datafusion,
+}
+
+pub enum Source {
+    Warehouse(Engine),
+    Plain(SessionContext),
+}
+
+impl Source {
+    /// A plain DataFusion session with every table of an export registered over its
+    /// Parquet files (`year` from the hive path, as an INT).
+    pub async fn plain(dir: &Path) -> Result<Self> {
+        let config = SessionConfig::new().with_target_partitions(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        );
+        let ctx = SessionContext::new_with_config(config);
+        for def in TABLES {
+            let path = dir.join(def.name);
+            if !path.is_dir() {
+                return Err(Error::usage(format!(
+                    "{} has no {}; write it with `kpidb export --format parquet {}`",
+                    dir.display(),
+                    def.name,
+                    dir.display()
+                )));
+            }
+            let mut options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet");
+            if def.partitioned() {
+                options = options.with_table_partition_cols(vec![("year".into(), DataType::Int32)]);
+            }
+            let url = format!("{}/", path.display());
+            ctx.register_listing_table(def.name, &url, options, None, None)
+                .await?;
+        }
+        Ok(Source::Plain(ctx))
+    }
+
+    async fn run(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        match self {
+            Source::Warehouse(engine) => engine.query(sql).await,
+            Source::Plain(ctx) => Ok(ctx.sql(sql).await?.collect().await?),
+        }
+    }
+}
+
+pub struct Timing {
+    pub millis: Vec<f64>,
+    pub result: Vec<RecordBatch>,
+}
+
+impl Timing {
+    pub fn rows(&self) -> usize {
+        self.result.iter().map(|b| b.num_rows()).sum()
+    }
+
+    pub fn median(&self) -> f64 {
+        let mut sorted = self.millis.clone();
+        sorted.sort_by(f64::total_cmp);
+        match sorted.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => sorted[n / 2],
+            n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        }
+    }
+
+    /// `{"times_ms":[…],"median_ms":…,"rows":…}`
+    pub fn json(&self) -> String {
+        serde_json::json!({
+            "times_ms": self.millis,
+            "median_ms": self.median(),
+            "rows": self.rows(),
+        })
+        .to_string()
+    }
+}
+
+/// Runs `sql` once untimed (warming the file cache and the table metadata), then
+/// `runs` times, each from planning to the last row collected.
+pub async fn time(source: &Source, sql: &str, runs: usize) -> Result<Timing> {
+    let mut result = source.run(sql).await?;
+    let mut millis = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        result = source.run(sql).await?;
+        millis.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(Timing { millis, result })
+}

@@ -1,0 +1,345 @@
+//! Rollups: per-year summaries of dept_scores that the table functions read instead
+//! of the raw scores. A national warehouse holds a hundred million scores but only a
+//! few hundred thousand department totals, so `dept_ranking`, `dept_trend` and
+//! `indicator_callouts` answer from thousands of rows instead of millions.
+//!
+//! Each rollup is a Delta table under `<warehouse>/_rollups/<name>`, partitioned by
+//! year. Every commit to it records the version of each source table it summarises
+//! (`kpidb.sources = "dept_scores=7,indicators=0"`). A session uses a rollup only at a
+//! version whose recorded sources are exactly the versions the session reads
+//! ([`Rollups::fresh`]), so a rollup behind its sources, or a session pinned in the
+//! past with no rollup of that past, reads the raw tables instead.
+//!
+//! Ingest keeps them current ([`after_commit`]): the years a commit touched are
+//! recomputed from the new version, or everything when the rollup was not exactly one
+//! commit behind. `kpidb rollups --rebuild` rebuilds them from scratch.
+
+mod fresh;
+
+pub use fresh::Rollups;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::{col, lit};
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::protocol::SaveMode;
+use deltalake::DeltaTable;
+use futures::TryStreamExt;
+use url::Url;
+
+use crate::storage::{AsOf, Warehouse};
+use crate::{Engine, Error, Result};
+
+/// The catalog a table function names a rollup in: `kpidb_rollup.public.<name>`.
+pub const CATALOG: &str = "kpidb_rollup";
+
+/// One rollup: its name, the tables it summarises, and the query that builds it
+/// (`{where}` is replaced by a year filter on dept_scores `s`, or nothing).
+pub struct RollupDef {
+    pub name: &'static str,
+    pub sources: &'static [&'static str],
+    pub description: &'static str,
+    sql: &'static str,
+}
+
+/// Every rollup.
+pub const ROLLUPS: &[RollupDef] = &[
+    RollupDef {
+        name: "dept_totals",
+        sources: &["dept_scores"],
+        description: "per year and department: total score and indicators scored; \
+                      with the indicators scored in the year",
+        sql: "WITH t AS (
+                SELECT s.year, s.dept_code, sum(s.score) AS total_score,
+                       count(*) AS indicators_scored
+                FROM dept_scores s {where} GROUP BY s.year, s.dept_code),
+              y AS (
+                SELECT s.year, count(DISTINCT s.indicator_code) AS year_indicators
+                FROM dept_scores s {where} GROUP BY s.year)
+              SELECT t.year, t.dept_code, t.total_score, t.indicators_scored, y.year_indicators
+              FROM t JOIN y ON y.year = t.year",
+    },
+    RollupDef {
+        name: "level2_totals",
+        sources: &["dept_scores", "indicators"],
+        description: "per year, department and level-2 indicator: score and max_score",
+        sql: "SELECT s.year, s.dept_code, i.level1, i.level2,
+                     sum(s.score) AS score, sum(s.max_score) AS max_score
+              FROM dept_scores s
+              JOIN indicators i ON i.indicator_code = s.indicator_code AND i.framework = 'dept'
+              {where}
+              GROUP BY s.year, s.dept_code, i.level1, i.level2",
+    },
+];
+
+/// Source table → version, as a rollup commit records it.
+pub type Sources = BTreeMap<String, u64>;
+
+fn format_sources(sources: &Sources) -> String {
+    sources
+        .iter()
+        .map(|(t, v)| format!("{t}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn parse_sources(text: &str) -> Option<Sources> {
+    text.split(',')
+        .map(|part| {
+            let (t, v) = part.split_once('=')?;
+            Some((t.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+fn dir(warehouse: &Warehouse, def: &RollupDef) -> PathBuf {
+    warehouse.root().join("_rollups").join(def.name)
+}
+
+fn url(warehouse: &Warehouse, def: &RollupDef) -> Result<Url> {
+    let dir = dir(warehouse, def);
+    Url::from_directory_path(&dir)
+        .map_err(|_| Error::usage(format!("{} is not a valid directory path", dir.display())))
+}
+
+fn exists(warehouse: &Warehouse, def: &RollupDef) -> bool {
+    dir(warehouse, def).join("_delta_log").is_dir()
+}
+
+/// Each commit of a rollup, newest first: (version, the sources it summarises).
+async fn commits(table: &DeltaTable) -> Result<Vec<(u64, Option<Sources>)>> {
+    let latest = table.version().unwrap_or(0);
+    let infos: Vec<_> = table.history(None).try_collect().await?;
+    Ok(infos
+        .into_iter()
+        .enumerate()
+        .map(|(i, info)| {
+            let version = info
+                .info
+                .get("version")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(latest.saturating_sub(i as u64));
+            let sources = info
+                .info
+                .get("kpidb.sources")
+                .and_then(|v| v.as_str())
+                .and_then(parse_sources);
+            (version, sources)
+        })
+        .collect())
+}
+
+/// Builds every rollup from the latest data.
+pub async fn rebuild_all(warehouse: &Warehouse) -> Result<()> {
+    for def in ROLLUPS {
+        build(warehouse, def, None, AsOf::Latest).await?;
+    }
+    Ok(())
+}
+
+/// Keeps the rollups of `table` current after a commit made it `version`, touching
+/// `years`. A rollup exactly one commit behind recomputes only those years; any other
+/// recomputes everything.
+pub async fn after_commit(
+    warehouse: &Warehouse,
+    table: &str,
+    version: u64,
+    years: &[i32],
+) -> Result<()> {
+    for def in ROLLUPS.iter().filter(|d| d.sources.contains(&table)) {
+        let recorded = match exists(warehouse, def) {
+            true => {
+                let rollup = deltalake::open_table(url(warehouse, def)?).await?;
+                commits(&rollup).await?.into_iter().next().and_then(|c| c.1)
+            }
+            false => None,
+        };
+        let one_behind = recorded.as_ref().is_some_and(|recorded| {
+            // Only dept_scores is split by year; a change to indicators is rare and
+            // may touch every year.
+            table == "dept_scores" && version > 0 && recorded.get(table) == Some(&(version - 1))
+        });
+        let current = warehouse.versions().await?;
+        let others_same = recorded.as_ref().is_some_and(|recorded| {
+            def.sources
+                .iter()
+                .filter(|s| **s != table)
+                .all(|s| recorded.get(*s) == current.get(*s))
+        });
+        if one_behind && others_same {
+            // Pinned at this commit: a later commit's years are its own ingest's work.
+            let pin = AsOf::Versions([(table.to_string(), version)].into_iter().collect());
+            build(warehouse, def, Some(years), pin).await?;
+        } else {
+            build(warehouse, def, None, AsOf::Latest).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Computes `def` from the data `pin` reads (only `years`, when given) and commits it,
+/// recording the source versions the computation read.
+async fn build(
+    warehouse: &Warehouse,
+    def: &RollupDef,
+    years: Option<&[i32]>,
+    pin: AsOf,
+) -> Result<()> {
+    let engine = Engine::open_raw(warehouse.clone(), pin).await?;
+    let filter = match years {
+        Some(years) => format!(
+            "WHERE s.year IN ({})",
+            years
+                .iter()
+                .map(|y| y.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => String::new(),
+    };
+    let frame = engine.sql(&def.sql.replace("{where}", &filter)).await?;
+    let schema = plain_schema(frame.schema().inner());
+    let mut batches = frame
+        .collect()
+        .await?
+        .iter()
+        .map(|b| plain_batch(b, &schema))
+        .collect::<Result<Vec<_>>>()?;
+    if batches.is_empty() {
+        batches.push(RecordBatch::new_empty(schema.clone()));
+    }
+    let versions = engine.versions();
+    let mut sources = Sources::new();
+    for source in def.sources {
+        match versions.get(*source).copied().flatten() {
+            Some(v) => sources.insert(source.to_string(), v),
+            None => return Ok(()), // a source that cannot be read has nothing to summarise
+        };
+    }
+
+    let url = url(warehouse, def)?;
+    let table = if exists(warehouse, def) {
+        deltalake::open_table(url).await?
+    } else {
+        let dir = dir(warehouse, def);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        DeltaTable::try_from_url(url).await?
+    };
+    let properties = CommitProperties::default().with_metadata([
+        (
+            "kpidb.sources".to_string(),
+            serde_json::json!(format_sources(&sources)),
+        ),
+        ("kpidb.mode".to_string(), serde_json::json!("rollup")),
+    ]);
+    let mut write = table
+        .write(batches)
+        .with_table_name(def.name)
+        .with_description(def.description)
+        .with_partition_columns(["year"])
+        .with_save_mode(SaveMode::Overwrite)
+        .with_writer_properties(crate::storage::writer_properties())
+        .with_commit_properties(properties);
+    if let Some(years) = years {
+        let years = years.iter().map(|y| lit(*y)).collect();
+        write = write.with_replace_where(col("year").in_list(years, false));
+    }
+    write.await?;
+    Ok(())
+}
+
+/// One line per rollup: its version, what it summarises, and whether that is current.
+pub async fn status(warehouse: &Warehouse) -> Result<Vec<String>> {
+    let current = warehouse.versions().await?;
+    let mut lines = Vec::new();
+    for def in ROLLUPS {
+        if !exists(warehouse, def) {
+            lines.push(format!(
+                "{:<14} none: the table functions read the raw tables (build it with `kpidb rollups --rebuild`)",
+                def.name
+            ));
+            continue;
+        }
+        let table = deltalake::open_table(url(warehouse, def)?).await?;
+        let latest = commits(&table).await?.into_iter().next();
+        let sources = latest
+            .as_ref()
+            .and_then(|c| c.1.clone())
+            .unwrap_or_default();
+        let fresh = def
+            .sources
+            .iter()
+            .all(|s| sources.get(*s) == current.get(*s));
+        lines.push(format!(
+            "{:<14} version {:<4} summarises {:<28} {}",
+            def.name,
+            table.version().unwrap_or(0),
+            format_sources(&sources),
+            if fresh {
+                "current".to_string()
+            } else {
+                "stale: the table functions read the raw tables until the next ingest or `kpidb rollups --rebuild`".to_string()
+            }
+        ));
+    }
+    Ok(lines)
+}
+
+/// The schema with text as plain Utf8, which every Delta reader accepts.
+fn plain_schema(schema: &SchemaRef) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let t = match f.data_type() {
+                    DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+                    other => other.clone(),
+                };
+                Field::new(f.name(), t, f.is_nullable())
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
+
+fn plain_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(Arc::clone(c))
+            } else {
+                cast(c.as_ref(), f.data_type())
+            }
+        })
+        .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_round_trip() {
+        let sources: Sources = [
+            ("dept_scores".to_string(), 7),
+            ("indicators".to_string(), 0),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            parse_sources(&format_sources(&sources)).as_ref(),
+            Some(&sources)
+        );
+        assert_eq!(parse_sources("dept_scores=x"), None);
+    }
+}

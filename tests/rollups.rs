@@ -1,0 +1,297 @@
+//! Rollups never change an answer: after every kind of ingest (a new year, rows added
+//! to a stored year, replace-year, new indicators, new departments), after a commit
+//! that left them behind, and read in the past (time travel), the table functions
+//! give exactly what they give from the raw scores, and they do read the rollups
+//! whenever those are fresh.
+
+use std::path::Path;
+
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use kpidb::ingest::{ingest, IngestRequest};
+use kpidb::sample::SampleOptions;
+use kpidb::{AsOf, Engine, Warehouse, WriteMode};
+
+/// Every table-function call the rollups serve, over every year and one with no data.
+fn calls() -> Vec<String> {
+    let mut calls = Vec::new();
+    for year in 2018..=2025 {
+        calls.push(format!("SELECT * FROM dept_ranking({year})"));
+        calls.push(format!("SELECT * FROM indicator_callouts({year}, 3)"));
+    }
+    calls.push("SELECT * FROM dept_trend(2019, 2023)".into());
+    calls.push("SELECT * FROM dept_trend(2020, 2024)".into());
+    calls.push("SELECT * FROM dept_trend(2023, 2023)".into());
+    calls.push("SELECT rank, dept_code FROM dept_ranking(2023) WHERE rank <= 5".into());
+    calls
+}
+
+async fn answers(engine: &Engine) -> Vec<String> {
+    let mut out = Vec::new();
+    for sql in calls() {
+        let batches = engine
+            .query(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        out.push(format!(
+            "{sql}\n{}",
+            pretty_format_batches(&batches).unwrap()
+        ));
+    }
+    out
+}
+
+/// The rollup answers equal the raw answers at `as_of`; returns the rollups in use.
+async fn same_as_raw(warehouse: &Warehouse, as_of: AsOf, when: &str) -> Vec<&'static str> {
+    let with = Engine::open_at(warehouse.clone(), as_of.clone())
+        .await
+        .unwrap();
+    let raw = Engine::open_raw(warehouse.clone(), as_of).await.unwrap();
+    assert!(raw.rollups().in_use().is_empty());
+    for (a, b) in answers(&with).await.iter().zip(answers(&raw).await) {
+        assert_eq!(*a, b, "{when}: the rollup answer differs from the raw one");
+    }
+    with.rollups().in_use().into_iter().map(|r| r.0).collect()
+}
+
+const BOTH: [&str; 2] = ["dept_totals", "level2_totals"];
+
+async fn load(warehouse: &Warehouse, dir: &Path, table: &str, csv: &str, mode: WriteMode) {
+    let file = dir.join(format!("{table}-{}.csv", csv.len()));
+    std::fs::write(&file, csv).unwrap();
+    ingest(
+        warehouse,
+        IngestRequest {
+            table,
+            file: &file,
+            mode,
+            sheet: None,
+            progress: false,
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("ingest {table}: {e}"));
+}
+
+/// `sql`'s rows as CSV with a header, for feeding back to ingest.
+async fn csv_of(warehouse: &Warehouse, sql: &str) -> String {
+    let engine = Engine::open(warehouse.clone()).await.unwrap();
+    let mut out = Vec::new();
+    {
+        let mut writer = datafusion::arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(&mut out);
+        for batch in engine.query(sql).await.unwrap() {
+            writer.write(&batch).unwrap();
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn version(versions: &std::collections::BTreeMap<String, u64>, table: &str) -> u64 {
+    versions[table]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_answer_as_the_raw_scores_after_every_kind_of_ingest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("warehouse");
+    kpidb::sample::write(&root, &SampleOptions::default(), None)
+        .await
+        .unwrap();
+    let warehouse = Warehouse::open(&root).unwrap();
+    let dir = tmp.path();
+    assert_eq!(
+        same_as_raw(&warehouse, AsOf::Latest, "generated").await,
+        BOTH
+    );
+    let generated = warehouse.versions().await.unwrap();
+
+    // A new year, 2024, for half the departments.
+    let csv = csv_of(
+        &warehouse,
+        "SELECT 2024 AS year, dept_code, indicator_code, score, max_score FROM dept_scores \
+         WHERE year = 2023 AND dept_code < '130'",
+    )
+    .await;
+    load(&warehouse, dir, "dept_scores", &csv, WriteMode::Append).await;
+    assert_eq!(
+        same_as_raw(&warehouse, AsOf::Latest, "a new year").await,
+        BOTH
+    );
+
+    // Rows added to a stored year: the rest of 2024, scored lower.
+    let csv = csv_of(
+        &warehouse,
+        "SELECT 2024 AS year, dept_code, indicator_code, CAST(score / 2 AS DECIMAL(7, 2)) AS score, \
+         max_score FROM dept_scores WHERE year = 2023 AND dept_code >= '130'",
+    )
+    .await;
+    load(&warehouse, dir, "dept_scores", &csv, WriteMode::Append).await;
+    assert_eq!(
+        same_as_raw(&warehouse, AsOf::Latest, "rows added to a year").await,
+        BOTH
+    );
+    let before_replace = warehouse.versions().await.unwrap();
+
+    // Replace-year: 2023 re-scored, fewer departments and new scores.
+    let csv = csv_of(
+        &warehouse,
+        "SELECT year, dept_code, indicator_code, \
+         CASE WHEN dept_code = '101' THEN max_score ELSE score END AS score, max_score \
+         FROM dept_scores WHERE year = 2023 AND dept_code <> '102'",
+    )
+    .await;
+    load(&warehouse, dir, "dept_scores", &csv, WriteMode::ReplaceYear).await;
+    assert_eq!(
+        same_as_raw(&warehouse, AsOf::Latest, "replace-year").await,
+        BOTH
+    );
+
+    // A new level-2 indicator, then scores on it: the level-2 rollup follows both.
+    load(
+        &warehouse,
+        dir,
+        "indicators",
+        "indicator_code,framework,level1,level2,level3,direction\n\
+         D9901,dept,效益,满意度,服务对象满意度,higher\n",
+        WriteMode::Append,
+    )
+    .await;
+    assert_eq!(
+        same_as_raw(&warehouse, AsOf::Latest, "a new indicator").await,
+        BOTH
+    );
+    let csv = csv_of(
+        &warehouse,
+        "SELECT DISTINCT 2024 AS year, dept_code, 'D9901' AS indicator_code, \
+         CAST(0 AS DECIMAL(7, 2)) AS score, CAST(3 AS DECIMAL(7, 2)) AS max_score \
+         FROM dept_scores WHERE year = 2024 AND dept_code < '110'",
+    )
+    .await;
+    load(&warehouse, dir, "dept_scores", &csv, WriteMode::Append).await;
+    assert_eq!(
+        same_as_raw(&warehouse, AsOf::Latest, "scores on the new indicator").await,
+        BOTH
+    );
+
+    // New departments are not a source: the rollups stay in use.
+    load(
+        &warehouse,
+        dir,
+        "departments",
+        "dept_code,dept_name,parent_code,sector\n901,市新设局,,综合\n",
+        WriteMode::Append,
+    )
+    .await;
+    assert_eq!(
+        same_as_raw(&warehouse, AsOf::Latest, "a new department").await,
+        BOTH
+    );
+
+    // The past: each pinned state reads the rollup version that summarised it.
+    for (pin, when) in [
+        (&generated, "pinned at generation"),
+        (&before_replace, "pinned before replace-year"),
+    ] {
+        let as_of = AsOf::Versions(pin.clone());
+        assert_eq!(same_as_raw(&warehouse, as_of, when).await, BOTH, "{when}");
+    }
+    // A mix no rollup summarised (old scores, new indicators): raw for level 2.
+    let mut mixed = before_replace.clone();
+    mixed.insert(
+        "indicators".into(),
+        version(&warehouse.versions().await.unwrap(), "indicators"),
+    );
+    assert_eq!(
+        same_as_raw(
+            &warehouse,
+            AsOf::Versions(mixed),
+            "old scores, new indicators"
+        )
+        .await,
+        ["dept_totals"]
+    );
+
+    // A commit that bypasses ingest leaves the rollups behind: they are not read,
+    // and the answers still equal the raw ones.
+    let scores = kpidb::model::table_or_err("dept_scores").unwrap();
+    let batches = Engine::open(warehouse.clone())
+        .await
+        .unwrap()
+        .query(
+            "SELECT 2025 AS year, dept_code, indicator_code, score, max_score \
+             FROM dept_scores WHERE year = 2024",
+        )
+        .await
+        .unwrap();
+    let batches = batches
+        .iter()
+        .map(|b| {
+            datafusion::arrow::record_batch::RecordBatch::try_new(
+                scores.schema(),
+                b.columns()
+                    .iter()
+                    .zip(scores.schema().fields())
+                    .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()).unwrap())
+                    .collect(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let version = warehouse
+        .commit(scores, batches, WriteMode::Append, &[2025], "test")
+        .await
+        .unwrap();
+    assert!(
+        same_as_raw(&warehouse, AsOf::Latest, "rollups behind")
+            .await
+            .is_empty(),
+        "a stale rollup must not be read"
+    );
+    let status = kpidb::rollup::status(&warehouse).await.unwrap().join("\n");
+    assert!(status.contains("stale"), "{status}");
+
+    // The next update (here: for exactly that commit) brings them current again.
+    kpidb::rollup::after_commit(&warehouse, "dept_scores", version, &[2025])
+        .await
+        .unwrap();
+    assert_eq!(same_as_raw(&warehouse, AsOf::Latest, "rebuilt").await, BOTH);
+    let status = kpidb::rollup::status(&warehouse).await.unwrap().join("\n");
+    assert!(!status.contains("stale"), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warehouse_without_rollups_reads_the_raw_scores_and_a_server_picks_them_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("warehouse");
+    kpidb::sample::write(&root, &SampleOptions::default(), None)
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(root.join("_rollups")).unwrap();
+    let warehouse = Warehouse::open(&root).unwrap();
+
+    // A long-lived engine (as `kpidb serve` holds) opened before any rollup exists.
+    let engine = Engine::open(warehouse.clone()).await.unwrap();
+    assert!(engine.rollups().in_use().is_empty());
+    let before = answers(&engine).await;
+
+    kpidb::rollup::rebuild_all(&warehouse).await.unwrap();
+    engine.refresh().await.unwrap();
+    assert_eq!(
+        engine
+            .rollups()
+            .in_use()
+            .into_iter()
+            .map(|r| r.0)
+            .collect::<Vec<_>>(),
+        BOTH
+    );
+    assert_eq!(answers(&engine).await, before);
+    let plan = engine
+        .query("EXPLAIN SELECT * FROM dept_ranking(2023)")
+        .await
+        .unwrap();
+    let plan = pretty_format_batches(&plan).unwrap().to_string();
+    assert!(plan.contains("_rollups/dept_totals"), "{plan}");
+    assert!(!plan.contains("dept_scores/"), "{plan}");
+}
