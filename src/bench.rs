@@ -61,16 +61,24 @@ impl Source {
         Ok(Source::Plain(ctx))
     }
 
-    async fn run(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        match self {
-            Source::Warehouse(engine) => engine.query(sql).await,
-            Source::Plain(ctx) => Ok(ctx.sql(sql).await?.collect().await?),
-        }
+    /// Runs `sql`: (milliseconds to the logical plan, table functions expanded;
+    /// milliseconds in all, to the last row; the rows).
+    async fn run(&self, sql: &str) -> Result<(f64, f64, Vec<RecordBatch>)> {
+        let start = Instant::now();
+        let frame = match self {
+            Source::Warehouse(engine) => engine.sql(sql).await?,
+            Source::Plain(ctx) => ctx.sql(sql).await?,
+        };
+        let planned = start.elapsed().as_secs_f64() * 1000.0;
+        let rows = frame.collect().await?;
+        Ok((planned, start.elapsed().as_secs_f64() * 1000.0, rows))
     }
 }
 
 pub struct Timing {
     pub millis: Vec<f64>,
+    /// Of each run, the part until the logical plan was made.
+    pub plan_millis: Vec<f64>,
     pub result: Vec<RecordBatch>,
 }
 
@@ -80,35 +88,46 @@ impl Timing {
     }
 
     pub fn median(&self) -> f64 {
-        let mut sorted = self.millis.clone();
-        sorted.sort_by(f64::total_cmp);
-        match sorted.len() {
-            0 => f64::NAN,
-            n if n % 2 == 1 => sorted[n / 2],
-            n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-        }
+        median(&self.millis)
     }
 
-    /// `{"times_ms":[…],"median_ms":…,"rows":…}`
+    /// `{"times_ms":[…],"median_ms":…,"plan_median_ms":…,"rows":…}`
     pub fn json(&self) -> String {
         serde_json::json!({
             "times_ms": self.millis,
             "median_ms": self.median(),
+            "plan_median_ms": median(&self.plan_millis),
             "rows": self.rows(),
         })
         .to_string()
     }
 }
 
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
 /// Runs `sql` once untimed (warming the file cache and the table metadata), then
 /// `runs` times, each from planning to the last row collected.
 pub async fn time(source: &Source, sql: &str, runs: usize) -> Result<Timing> {
-    let mut result = source.run(sql).await?;
+    let (_, _, mut result) = source.run(sql).await?;
     let mut millis = Vec::with_capacity(runs);
+    let mut plan_millis = Vec::with_capacity(runs);
     for _ in 0..runs {
-        let start = Instant::now();
-        result = source.run(sql).await?;
-        millis.push(start.elapsed().as_secs_f64() * 1000.0);
+        let (planned, total, rows) = source.run(sql).await?;
+        plan_millis.push(planned);
+        millis.push(total);
+        result = rows;
     }
-    Ok(Timing { millis, result })
+    Ok(Timing {
+        millis,
+        plan_millis,
+        result,
+    })
 }

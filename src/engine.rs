@@ -80,11 +80,16 @@ impl Engine {
         state: SessionState,
     ) -> Result<Self> {
         let ctx = SessionContext::new_with_state(state);
+        // The tables' logs are read concurrently: most of a short command's start-up.
+        let snapshots = futures::future::try_join_all(
+            TABLES
+                .iter()
+                .map(|def| Self::snapshot(&ctx, &warehouse, def, &as_of)),
+        )
+        .await?;
         let mut tables = BTreeMap::new();
-        for def in TABLES {
-            let table = Arc::new(LiveTable::new(
-                Self::snapshot(&ctx, &warehouse, def, &as_of).await?,
-            ));
+        for (def, snapshot) in TABLES.iter().zip(snapshots) {
+            let table = Arc::new(LiveTable::new(snapshot));
             ctx.register_table(def.name, table.clone())?;
             tables.insert(def.name.to_string(), table);
         }

@@ -54,7 +54,7 @@ TABLES = [
 YEAR_TABLES = {
     "dept_scores", "unit_budgets", "projects", "exante_reviews", "evaluations", "project_scores",
 }
-ENGINES = ["kpidb", "kpidb_cli", "kpidb_plain", "datafusion", "duckdb"]
+ENGINES = ["kpidb", "kpidb_cli", "kpidb_raw", "kpidb_plain", "datafusion", "duckdb"]
 ENGINE_TITLES = {
     "kpidb": "kpidb (library, functions)",
     "kpidb_cli": "kpidb CLI (functions, one process per run)",
@@ -313,8 +313,9 @@ class Kpidb:
         self.path = path
         self.runner = runner
 
-    def cmd(self, *args, data=None):
-        return [self.path] + (["--data", data] if data else []) + list(args)
+    def cmd(self, *args, data=None, config=None):
+        return ([self.path] + (["--data", data] if data else [])
+                + (["--config", config] if config else []) + list(args))
 
     def check_capabilities(self, need_ingest):
         """Fails with one message naming everything this binary lacks."""
@@ -545,6 +546,18 @@ class Bench:
                 "bench", "--engine", "kpidb", "--runs", runs, "--result", result,
                 self.sql_of(question, "kpidb"), data=warehouse,
             )
+        if engine == "kpidb_raw":
+            # The same functions with the rollups switched off: what they read without
+            # them (the "before" of BENCHMARKS.md).
+            config = os.path.join(self.args.work, "no-rollups.toml")
+            if not self.runner.dry_run:
+                os.makedirs(self.args.work, exist_ok=True)
+                with open(config, "w", encoding="utf-8") as f:
+                    f.write("[functions]\nrollups = false\n")
+            return self.kpidb.cmd(
+                "bench", "--engine", "kpidb", "--runs", runs, "--result", result,
+                self.sql_of(question, "kpidb"), data=warehouse, config=config,
+            )
         if engine == "kpidb_plain":
             return self.kpidb.cmd(
                 "bench", "--engine", "kpidb", "--runs", runs, "--result", result,
@@ -567,7 +580,7 @@ class Bench:
     def check_question(self, scale, question, warehouse, parquet, out_dir):
         """Runs every engine once and compares the answers; stops on a difference."""
         results = []
-        for engine in ["kpidb", "kpidb_plain", "datafusion", "duckdb"]:
+        for engine in ["kpidb", "kpidb_raw", "kpidb_plain", "datafusion", "duckdb"]:
             path = os.path.join(out_dir, f"{question}.{engine}.csv")
             self.runner.discard(path)
             self.runner.run(
@@ -637,6 +650,7 @@ class Bench:
                 "times_ms": times,
                 "median_ms": median(times),
                 "rows": reported["rows"],
+                "plan_median_ms": reported.get("plan_median_ms"),
                 "peak_rss_kib": child.maxrss_kib,
                 "process_wall_ms": child.wall_s * 1000.0,
             }
@@ -869,7 +883,9 @@ def markdown(results):
                       else "") + "._\n")
     out.append(
         f"Median of {config['runs']} runs after one warm-up, in milliseconds. "
-        "kpidb library, kpidb plain SQL, DataFusion and DuckDB are timed inside one process "
+        "kpidb library (its functions, reading the rollups), kpidb without rollups (the same "
+        "functions with `[functions] rollups = false`: the raw scores), kpidb plain SQL (the "
+        "DuckDB SQL on kpidb's warehouse), DataFusion and DuckDB are timed inside one process "
         "per engine and question (query and fetch of every row); kpidb CLI is the wall time "
         "of a whole `kpidb query --format csv` process, start-up included. "
         "kpidb / DuckDB below 1 means kpidb is faster. Peak RSS is the whole process's "
@@ -886,12 +902,13 @@ def markdown(results):
             lib, duck = e["kpidb"]["median_ms"], e["duckdb"]["median_ms"]
             body.append([
                 q, fmt_ms(lib), fmt_ms(e["kpidb_cli"]["median_ms"]),
-                fmt_ms(e["kpidb_plain"]["median_ms"]), fmt_ms(e["datafusion"]["median_ms"]),
+                fmt_ms(e["kpidb_raw"]["median_ms"]), fmt_ms(e["kpidb_plain"]["median_ms"]), fmt_ms(e["datafusion"]["median_ms"]),
                 fmt_ms(duck), fmt_ratio(lib / duck if lib and duck else None),
                 fmt_mb(e["kpidb"]["peak_rss_kib"]), fmt_mb(e["duckdb"]["peak_rss_kib"]),
             ])
         out.append(table(
-            ["question", "kpidb library ms", "kpidb CLI ms", "kpidb plain SQL ms",
+            ["question", "kpidb library ms", "kpidb CLI ms", "kpidb without rollups ms",
+             "kpidb plain SQL ms",
              "DataFusion plain ms", "DuckDB ms", "kpidb / DuckDB",
              "kpidb peak RSS MB", "DuckDB peak RSS MB"],
             body,
@@ -928,6 +945,25 @@ def markdown(results):
                 body.append([q, label] + [fmt_ms(m) for m in ms] + [
                     fmt_ratio(b / a if a and b else None) for a, b in zip(ms, ms[1:])])
         out.append(table(header, body))
+
+    if done:
+        last = done[-1]
+        out.append(f"\n### Planning and execution at {last}\n")
+        out.append(
+            "Median ms until the logical plan exists (parsing, table functions expanded, "
+            "optimizer not yet run) and in all, for the engines timed in kpidb's process; "
+            "the rest is physical planning and execution.\n")
+        body = []
+        for q, qr in results["scales"][last]["questions"].items():
+            e = qr["engines"]
+            row = [q]
+            for engine in ("kpidb", "kpidb_raw", "datafusion"):
+                row += [fmt_ms(e[engine].get("plan_median_ms")), fmt_ms(e[engine]["median_ms"])]
+            row.append(fmt_ms(e["duckdb"]["median_ms"]))
+            body.append(row)
+        out.append(table(
+            ["question", "kpidb plan", "kpidb all", "no rollups plan", "no rollups all",
+             "DataFusion plan", "DataFusion all", "DuckDB all"], body))
 
     cold = [(s, results["scales"][s]["cold_start"]) for s in done
             if "cold_start" in results["scales"][s]]

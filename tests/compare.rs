@@ -1,0 +1,74 @@
+//! The benchmark comparison's answer check, at the sample city's size: kpidb's
+//! functions (with and without rollups), the kpidb engine on plain SQL, plain
+//! DataFusion over `kpidb export` and DuckDB over the same Parquet agree on every
+//! question, and the driver writes its results. Timings at this size mean nothing;
+//! BENCHMARKS.md has the real ones.
+//!
+//! Needs a Python with duckdb (`KPIDB_PYTHON`, as .ci/run provides); without one the
+//! test says so and passes, unless KPIDB_REQUIRE_CLIENTS is set.
+
+use std::path::Path;
+use std::process::Command;
+
+fn python_with_duckdb() -> Option<String> {
+    let python = std::env::var("KPIDB_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&python)
+        .args(["-c", "import duckdb"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(python);
+    }
+    assert!(
+        std::env::var_os("KPIDB_REQUIRE_CLIENTS").is_none(),
+        "{python} cannot import duckdb (install benches/compare/requirements.txt)"
+    );
+    eprintln!("skipping: {python} cannot import duckdb");
+    None
+}
+
+#[test]
+fn every_engine_agrees_on_every_question_at_city_size() {
+    let Some(python) = python_with_duckdb() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/compare/run.py");
+    let out = Command::new(&python)
+        .arg(&driver)
+        .args(["--scales", "city", "--ingest-scales", "city"])
+        .args(["--runs", "1", "--cold-runs", "1"])
+        .arg("--kpidb")
+        .arg(env!("CARGO_BIN_EXE_kpidb"))
+        .arg("--python")
+        .arg(&python)
+        .arg("--work")
+        .arg(work.path())
+        .env_remove("KPIDB_DATA")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the driver failed:\n{stderr}");
+    let results = std::fs::read_to_string(work.path().join("results.json")).unwrap();
+    let results: serde_json::Value = serde_json::from_str(&results).unwrap();
+    assert_eq!(results["complete"], true, "{results}");
+    let questions = results["scales"]["city"]["questions"].as_object().unwrap();
+    assert_eq!(questions.len(), 6, "{results}");
+    for (name, question) in questions {
+        for engine in [
+            "kpidb",
+            "kpidb_cli",
+            "kpidb_raw",
+            "kpidb_plain",
+            "datafusion",
+            "duckdb",
+        ] {
+            assert!(
+                question["engines"][engine]["median_ms"].is_number(),
+                "{name} has no time for {engine}: {question}"
+            );
+        }
+    }
+    let markdown = std::fs::read_to_string(work.path().join("results.md")).unwrap();
+    assert!(markdown.contains("kpidb / DuckDB"), "{markdown}");
+}
