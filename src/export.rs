@@ -13,15 +13,7 @@ use crate::{Engine, Error, Result};
 
 /// Writes every table under `dir` (which must be new or empty); returns rows per table.
 pub async fn parquet(engine: &Engine, dir: &Path) -> Result<Vec<(String, u64)>> {
-    if dir.exists() {
-        let mut entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-        if entries.next().is_some() {
-            return Err(Error::usage(format!(
-                "{} is not empty; export into a new or empty directory",
-                dir.display()
-            )));
-        }
-    }
+    crate::storage::require_empty(dir)?;
     let mut counts = Vec::new();
     for def in TABLES {
         let out = dir.join(def.name);

@@ -8,6 +8,7 @@ writes WORK/results.json (every raw number) and WORK/results.md (the tables).
 The engines, per question NAME:
   kpidb          `kpidb bench --engine kpidb` on NAME.kpidb.sql (the built-in functions)
   kpidb_cli      `kpidb query -f NAME.kpidb.sql --format csv`, one process per run
+  kpidb_raw      as kpidb, with `[functions] rollups = false` (the raw scores: "before")
   kpidb_plain    `kpidb bench --engine kpidb` on NAME.plain.sql (same storage, no functions)
   datafusion     `kpidb bench --engine datafusion` on NAME.plain.sql over the Parquet export
   duckdb         duck.py on NAME.plain.sql over the Parquet export
@@ -58,6 +59,7 @@ ENGINES = ["kpidb", "kpidb_cli", "kpidb_raw", "kpidb_plain", "datafusion", "duck
 ENGINE_TITLES = {
     "kpidb": "kpidb (library, functions)",
     "kpidb_cli": "kpidb CLI (functions, one process per run)",
+    "kpidb_raw": "kpidb (library, functions without rollups)",
     "kpidb_plain": "kpidb engine, plain SQL",
     "datafusion": "DataFusion over Parquet, plain SQL",
     "duckdb": "DuckDB over Parquet, plain SQL",

@@ -30,7 +30,6 @@ use datafusion::prelude::{col, lit};
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use deltalake::DeltaTable;
-use futures::TryStreamExt;
 use url::Url;
 
 use crate::storage::{AsOf, Warehouse};
@@ -114,17 +113,10 @@ fn exists(warehouse: &Warehouse, def: &RollupDef) -> bool {
 
 /// Each commit of a rollup, newest first: (version, the sources it summarises).
 async fn commits(table: &DeltaTable) -> Result<Vec<(u64, Option<Sources>)>> {
-    let latest = table.version().unwrap_or(0);
-    let infos: Vec<_> = table.history(None).try_collect().await?;
-    Ok(infos
+    Ok(crate::storage::commit_infos(table)
+        .await?
         .into_iter()
-        .enumerate()
-        .map(|(i, info)| {
-            let version = info
-                .info
-                .get("version")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(latest.saturating_sub(i as u64));
+        .map(|(version, info)| {
             let sources = info
                 .info
                 .get("kpidb.sources")

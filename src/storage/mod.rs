@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{col, lit};
 use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::CommitInfo;
 use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::protocol::SaveMode;
@@ -96,15 +97,7 @@ impl Warehouse {
 
     /// Makes the directory of a new warehouse; refuses one that already has content.
     pub(crate) fn create_dir(root: &Path) -> Result<Self> {
-        if root.exists() {
-            let mut entries = std::fs::read_dir(root).map_err(|e| Error::io(root, e))?;
-            if entries.next().is_some() {
-                return Err(Error::usage(format!(
-                    "{} already exists and is not empty; choose a new directory",
-                    root.display()
-                )));
-            }
-        }
+        require_empty(root)?;
         std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
         Ok(Warehouse {
             root: absolute(root)?,
@@ -239,12 +232,10 @@ impl Warehouse {
     /// Every commit of `def`'s table, newest first.
     pub async fn history(&self, def: &TableDef) -> Result<Vec<Commit>> {
         let table = self.latest(def).await?;
-        let latest = table.version().unwrap_or(0);
-        let infos: Vec<_> = table.history(None).try_collect().await?;
-        Ok(infos
+        Ok(commit_infos(&table)
+            .await?
             .into_iter()
-            .enumerate()
-            .map(|(i, info)| {
+            .map(|(version, info)| {
                 let mut details: Vec<String> = info
                     .info
                     .iter()
@@ -254,11 +245,7 @@ impl Warehouse {
                 details.sort();
                 let details = details.join(" ");
                 Commit {
-                    version: info
-                        .info
-                        .get("version")
-                        .and_then(|v| v.as_u64())
-                        .unwrap_or(latest.saturating_sub(i as u64)),
+                    version,
                     timestamp: info.timestamp.and_then(DateTime::from_timestamp_millis),
                     operation: info.operation.unwrap_or_default(),
                     details,
@@ -279,6 +266,39 @@ pub fn writer_properties() -> WriterProperties {
         .set_max_row_group_row_count(Some(1 << 20))
         .set_created_by(format!("kpidb {}", env!("CARGO_PKG_VERSION")))
         .build()
+}
+
+/// Refuses a directory that exists with something in it: kpidb writes only into
+/// new or empty directories.
+pub(crate) fn require_empty(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        let mut entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+        if entries.next().is_some() {
+            return Err(Error::usage(format!(
+                "{} already exists and is not empty; choose a new directory",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Every commit of `table`, newest first, with its version.
+pub(crate) async fn commit_infos(table: &DeltaTable) -> Result<Vec<(u64, CommitInfo)>> {
+    let latest = table.version().unwrap_or(0);
+    let infos: Vec<CommitInfo> = table.history(None).try_collect().await?;
+    Ok(infos
+        .into_iter()
+        .enumerate()
+        .map(|(i, info)| {
+            let version = info
+                .info
+                .get("version")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(latest.saturating_sub(i as u64));
+            (version, info)
+        })
+        .collect())
 }
 
 fn mode_name(mode: WriteMode) -> &'static str {
