@@ -20,36 +20,44 @@ async fn physical_plan(engine: &Engine, sql: &str) -> String {
 
 #[tokio::test]
 async fn one_year_reads_only_its_partitions() {
-    let engine = Engine::open(Warehouse::open(kpidb::config::shipped_sample()).unwrap())
+    // With the rollups the shipped sample has, and on the raw scores without them.
+    let warehouse = Warehouse::open(kpidb::config::shipped_sample()).unwrap();
+    let with = Engine::open(warehouse.clone()).await.unwrap();
+    let raw = Engine::open_raw(warehouse, kpidb::AsOf::Latest)
         .await
         .unwrap();
-    let plan = physical_plan(&engine, "SELECT * FROM dept_ranking(2023)").await;
-    assert!(plan.contains("dept_scores/year=2023/"), "{plan}");
-    assert!(
-        plan.contains("dept_scores/year=2022/"),
-        "the year before is read for the change: {plan}"
-    );
-    for other in ["2019", "2020", "2021"] {
-        assert!(
-            !plan.contains(&format!("dept_scores/year={other}/")),
-            "year {other} was read: {plan}"
-        );
-    }
-    for (sql, table) in [
-        ("SELECT * FROM indicator_callouts(2023, 3)", "dept_scores"),
-        ("SELECT * FROM grade_distribution(2023)", "evaluations"),
-        ("SELECT * FROM exante_summary(2023)", "exante_reviews"),
-        ("SELECT * FROM dept_trend(2022, 2023)", "dept_scores"),
+    for (engine, scores, level2) in [
+        (&with, "_rollups/dept_totals", "_rollups/level2_totals"),
+        (&raw, "dept_scores", "dept_scores"),
     ] {
-        let plan = physical_plan(&engine, sql).await;
+        let plan = physical_plan(engine, "SELECT * FROM dept_ranking(2023)").await;
+        assert!(plan.contains(&format!("{scores}/year=2023/")), "{plan}");
         assert!(
-            plan.contains(&format!("{table}/year=2023/")),
-            "{sql}: {plan}"
+            plan.contains(&format!("{scores}/year=2022/")),
+            "the year before is read for the change: {plan}"
         );
-        assert!(
-            !plan.contains(&format!("{table}/year=2021/")),
-            "{sql} read 2021: {plan}"
-        );
+        for other in ["2019", "2020", "2021"] {
+            assert!(
+                !plan.contains(&format!("{scores}/year={other}/")),
+                "year {other} was read: {plan}"
+            );
+        }
+        for (sql, table) in [
+            ("SELECT * FROM indicator_callouts(2023, 3)", level2),
+            ("SELECT * FROM grade_distribution(2023)", "evaluations"),
+            ("SELECT * FROM exante_summary(2023)", "exante_reviews"),
+            ("SELECT * FROM dept_trend(2022, 2023)", scores),
+        ] {
+            let plan = physical_plan(engine, sql).await;
+            assert!(
+                plan.contains(&format!("{table}/year=2023/")),
+                "{sql}: {plan}"
+            );
+            assert!(
+                !plan.contains(&format!("{table}/year=2021/")),
+                "{sql} read 2021: {plan}"
+            );
+        }
     }
 }
 

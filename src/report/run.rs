@@ -193,14 +193,20 @@ async fn latest_year(engine: &Engine) -> Result<i64> {
         })
 }
 
-/// The warehouse tables a query reads, table functions and subqueries included.
+/// The warehouse tables a query reads, table functions and subqueries included; a
+/// rollup counts as the tables it summarises (at the versions the run records).
 fn tables_read(frame: &datafusion::dataframe::DataFrame) -> Result<Vec<String>> {
     let plan = frame.clone().into_optimized_plan()?;
     let mut tables = BTreeSet::new();
     plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
             let name = scan.table_name.table();
-            if crate::model::TABLES.iter().any(|t| t.name == name) {
+            if scan.table_name.catalog() == Some(crate::rollup::CATALOG) {
+                let rollup = crate::rollup::ROLLUPS.iter().find(|r| r.name == name);
+                for source in rollup.map(|r| r.sources).unwrap_or_default() {
+                    tables.insert(source.to_string());
+                }
+            } else if crate::model::TABLES.iter().any(|t| t.name == name) {
                 tables.insert(name.to_string());
             }
         }
