@@ -104,10 +104,13 @@ impl Rollups {
         }
         let url = url(&self.warehouse, def)?;
         let latest = deltalake::open_table(url.clone()).await?;
-        let found = commits(&latest)
-            .await?
-            .into_iter()
-            .find(|(_, sources)| sources.as_ref() == Some(&wanted));
+        let matches = |(_, sources): &(u64, Option<Sources>)| sources.as_ref() == Some(&wanted);
+        // The newest commit is the usual answer (a session on the latest data); only
+        // time travel reads further back, through one commit per ingest.
+        let mut found = commits(&latest, Some(1)).await?.into_iter().find(matches);
+        if found.is_none() {
+            found = commits(&latest, None).await?.into_iter().find(matches);
+        }
         let Some((version, _)) = found else {
             return Ok(None);
         };

@@ -111,9 +111,10 @@ fn exists(warehouse: &Warehouse, def: &RollupDef) -> bool {
     dir(warehouse, def).join("_delta_log").is_dir()
 }
 
-/// Each commit of a rollup, newest first: (version, the sources it summarises).
-async fn commits(table: &DeltaTable) -> Result<Vec<(u64, Option<Sources>)>> {
-    Ok(crate::storage::commit_infos(table)
+/// The newest `limit` commits of a rollup (all when `None`), newest first: (version,
+/// the sources it summarises).
+async fn commits(table: &DeltaTable, limit: Option<usize>) -> Result<Vec<(u64, Option<Sources>)>> {
+    Ok(crate::storage::commit_infos(table, limit)
         .await?
         .into_iter()
         .map(|(version, info)| {
@@ -148,7 +149,11 @@ pub async fn after_commit(
         let recorded = match exists(warehouse, def) {
             true => {
                 let rollup = deltalake::open_table(url(warehouse, def)?).await?;
-                commits(&rollup).await?.into_iter().next().and_then(|c| c.1)
+                commits(&rollup, Some(1))
+                    .await?
+                    .into_iter()
+                    .next()
+                    .and_then(|c| c.1)
             }
             false => None,
         };
@@ -259,7 +264,7 @@ pub async fn status(warehouse: &Warehouse) -> Result<Vec<String>> {
             continue;
         }
         let table = deltalake::open_table(url(warehouse, def)?).await?;
-        let latest = commits(&table).await?.into_iter().next();
+        let latest = commits(&table, Some(1)).await?.into_iter().next();
         let sources = latest
             .as_ref()
             .and_then(|c| c.1.clone())

@@ -232,7 +232,7 @@ impl Warehouse {
     /// Every commit of `def`'s table, newest first.
     pub async fn history(&self, def: &TableDef) -> Result<Vec<Commit>> {
         let table = self.latest(def).await?;
-        Ok(commit_infos(&table)
+        Ok(commit_infos(&table, None)
             .await?
             .into_iter()
             .map(|(version, info)| {
@@ -283,10 +283,14 @@ pub(crate) fn require_empty(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Every commit of `table`, newest first, with its version.
-pub(crate) async fn commit_infos(table: &DeltaTable) -> Result<Vec<(u64, CommitInfo)>> {
+/// The newest `limit` commits of `table` (all when `None`), newest first, with their
+/// versions.
+pub(crate) async fn commit_infos(
+    table: &DeltaTable,
+    limit: Option<usize>,
+) -> Result<Vec<(u64, CommitInfo)>> {
     let latest = table.version().unwrap_or(0);
-    let infos: Vec<CommitInfo> = table.history(None).try_collect().await?;
+    let infos: Vec<CommitInfo> = table.history(limit).try_collect().await?;
     Ok(infos
         .into_iter()
         .enumerate()
