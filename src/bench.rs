@@ -33,11 +33,7 @@ impl Source {
     /// A plain DataFusion session with every table of an export registered over its
     /// Parquet files (`year` from the hive path, as an INT).
     pub async fn plain(dir: &Path) -> Result<Self> {
-        let config = SessionConfig::new().with_target_partitions(
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
-        );
+        let config = SessionConfig::new().with_target_partitions(crate::engine::num_cpus());
         let ctx = SessionContext::new_with_config(config);
         for def in TABLES {
             let path = dir.join(def.name);

@@ -73,7 +73,8 @@ pub async fn ingest(warehouse: &Warehouse, request: IngestRequest<'_>) -> Result
     let rows = validate::check_file(&raw, def, &mut problems, &|n| bar.set_position(n))?;
 
     bar.set_message("checking against the warehouse");
-    let engine = Engine::open(warehouse.clone()).await?;
+    // The checks read the tables themselves, never the rollups.
+    let engine = Engine::open_raw(warehouse.clone(), crate::AsOf::Latest).await?;
     stored::check_stored(&engine, def, &rows, request.mode, &mut problems).await?;
     problems.into_result()?;
 

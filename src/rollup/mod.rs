@@ -145,6 +145,7 @@ pub async fn after_commit(
     version: u64,
     years: &[i32],
 ) -> Result<()> {
+    let current = warehouse.versions().await?;
     for def in ROLLUPS.iter().filter(|d| d.sources.contains(&table)) {
         let recorded = match exists(warehouse, def) {
             true => {
@@ -162,7 +163,6 @@ pub async fn after_commit(
             // may touch every year.
             table == "dept_scores" && version > 0 && recorded.get(table) == Some(&(version - 1))
         });
-        let current = warehouse.versions().await?;
         let others_same = recorded.as_ref().is_some_and(|recorded| {
             def.sources
                 .iter()
