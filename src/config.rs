@@ -21,6 +21,9 @@ pub struct Config {
     pub reports: Option<PathBuf>,
     #[serde(default)]
     pub functions: FunctionsConfig,
+    /// Run queries, `kpidb serve` and reports on the Ballista cluster whose scheduler
+    /// is at this df://HOST:PORT; `--cluster` / KPIDB_CLUSTER win.
+    pub cluster: Option<String>,
     /// `kpidb serve` settings.
     #[serde(default)]
     pub server: crate::server::ServerConfig,
@@ -70,6 +73,16 @@ impl Config {
                 .map(|dir| dir.join(reports))
                 .unwrap_or_else(|| reports.clone())
         })
+    }
+
+    /// The cluster to run on: the `--cluster` flag, else this file's `cluster`, else none.
+    pub fn cluster(&self, flag: Option<&str>) -> crate::Result<Option<crate::cluster::ClusterUrl>> {
+        match flag.or(self.cluster.as_deref()) {
+            Some(text) if !text.trim().is_empty() => {
+                Ok(Some(crate::cluster::ClusterUrl::parse(text)?))
+            }
+            _ => Ok(None),
+        }
     }
 
     pub fn function_options(&self) -> crate::functions::FunctionOptions {

@@ -14,10 +14,11 @@ use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use deltalake::DeltaTable;
 
+use crate::cluster::ClusterUrl;
 use crate::functions::FunctionOptions;
 use crate::model::{TableDef, TABLES};
 use crate::rollup::Rollups;
-use crate::storage::{AsOf, LiveTable, Snapshot, UnavailableTable, Warehouse};
+use crate::storage::{AsOf, DeltaSnapshotTable, LiveTable, Snapshot, UnavailableTable, Warehouse};
 use crate::{Error, Result};
 
 pub struct Engine {
@@ -28,6 +29,7 @@ pub struct Engine {
     tables: BTreeMap<String, Arc<LiveTable>>,
     /// The rollups the table functions read while they are fresh.
     rollups: Arc<Rollups>,
+    options: FunctionOptions,
 }
 
 impl Engine {
@@ -101,6 +103,7 @@ impl Engine {
             as_of,
             tables,
             rollups,
+            options,
         })
     }
 
@@ -125,7 +128,7 @@ impl Engine {
             .map_err(Error::from)?;
         Ok(Snapshot {
             version: table.version(),
-            provider: table.table_provider().await?,
+            provider: Arc::new(DeltaSnapshotTable::open(&table).await?),
         })
     }
 
@@ -150,6 +153,15 @@ impl Engine {
         }
         self.rollups.refresh(&self.ctx).await?;
         Ok(changed)
+    }
+
+    /// Sends the queries that read warehouse tables to the Ballista cluster whose
+    /// scheduler is at `url` (see [`crate::cluster`]); planning stays here, so the
+    /// answers are those of this engine, pins and rollups included.
+    pub async fn on_cluster(mut self, url: &ClusterUrl) -> Result<Self> {
+        let state = crate::cluster::connect(self.ctx.state(), url, self.options).await?;
+        self.ctx = SessionContext::new_with_state(state);
+        Ok(self)
     }
 
     /// The rollups, and which of them the table functions read now.

@@ -12,6 +12,8 @@
 //! - [`sample`]: the deterministic sample city that reproduces the seed report.
 //! - [`report`]: ranking reports from reports.toml: Excel, HTML with charts, Markdown, CSV; the scheduler.
 //! - [`server`]: `kpidb serve`, the PostgreSQL wire protocol and HTTP API.
+//! - [`cluster`]: running the same SQL on an Apache Ballista cluster: codecs, the
+//!   `kpidb scheduler` and `kpidb executor` processes.
 //! - [`cli`]: the `kpidb` command: query, repl, ingest, history, report, serve, gen-sample.
 //! - [`config`]: where the warehouse is found, and kpidb.toml.
 //! - [`export`]: every table as plain, hive-partitioned Parquet for other engines.
@@ -21,6 +23,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -36,6 +36,15 @@ pub struct Cli {
     #[arg(long, global = true, env = "KPIDB_REPORTS", value_name = "FILE")]
     pub reports: Option<PathBuf>,
 
+    /// Run queries on a Ballista cluster: its scheduler's df://HOST:PORT [default: kpidb.toml's `cluster`, else locally]
+    #[arg(
+        long,
+        global = true,
+        env = "KPIDB_CLUSTER",
+        value_name = "df://HOST:PORT"
+    )]
+    pub cluster: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -77,6 +86,12 @@ pub enum Command {
         #[arg(long)]
         rebuild: bool,
     },
+    /// Run a cluster's scheduler: it plans queries sent with --cluster and hands
+    /// their tasks to executors
+    Scheduler(SchedulerArgs),
+    /// Run one of a cluster's executors: it runs tasks from the scheduler, reading the
+    /// warehouse files at the paths the scheduler gives (the same on every machine)
+    Executor(ExecutorArgs),
     /// Describe kpidb's SQL functions
     Functions {
         /// Print FUNCTIONS.md
@@ -202,6 +217,38 @@ pub struct BenchArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    /// Address to listen on (port 0: any free port; the address is printed)
+    #[arg(long, default_value_t = std::net::SocketAddr::from(([0, 0, 0, 0], crate::cluster::DEFAULT_PORT)))]
+    pub bind: std::net::SocketAddr,
+    /// Seconds without word from an executor before its tasks are run elsewhere
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub executor_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecutorArgs {
+    /// The scheduler to work for
+    #[arg(long, value_name = "df://HOST:PORT")]
+    pub scheduler: String,
+    /// Address to listen on for result fetches
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_host: String,
+    /// Port to listen on (0: any free port)
+    #[arg(long, default_value_t = 50051)]
+    pub port: u16,
+    /// Name or address other machines reach this one by [default: this machine's address as the scheduler sees it]
+    #[arg(long, value_name = "HOST")]
+    pub external_host: Option<String>,
+    /// Tasks run at once [default: one per core]
+    #[arg(long, default_value_t = 0)]
+    pub cores: usize,
+    /// Directory for intermediate results [default: a temporary directory]
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct GenSampleArgs {
     /// Directory for the new warehouse
     #[arg(long)]
@@ -230,11 +277,12 @@ pub async fn run(cli: Cli) -> Result<()> {
     let config = config::Config::load(cli.config.as_deref())?;
     let data = config.data_dir(cli.data, cli.config.as_deref());
     let options = config.function_options();
+    let cluster = config.cluster(cli.cluster.as_deref())?;
     let reports_named = cli.reports.is_some() || config.reports.is_some();
     let reports =
         crate::report::reports_file(cli.reports, config.reports_file(cli.config.as_deref()));
     match cli.command {
-        Command::Report(command) => report::run(command, reports, data, options).await,
+        Command::Report(command) => report::run(command, reports, data, options, cluster).await,
         Command::Serve(args) => {
             let user = match (std::env::var("KPIDB_USER"), std::env::var("KPIDB_PASSWORD")) {
                 (Ok(user), Ok(password)) => Some((user, password)),
@@ -266,12 +314,41 @@ pub async fn run(cli: Cli) -> Result<()> {
             } else {
                 None
             };
+            let settings = crate::server::Settings {
+                cluster,
+                ..settings
+            };
             crate::server::serve(Warehouse::open(&data)?, options, settings, reports).await
         }
-        Command::Query(args) => query(&data, args, options).await,
+        Command::Query(args) => query(&data, args, options, cluster.as_ref()).await,
         Command::Repl(pin) => {
-            let engine = Engine::open_with(Warehouse::open(&data)?, pin.as_of()?, options).await?;
+            let mut engine =
+                Engine::open_with(Warehouse::open(&data)?, pin.as_of()?, options).await?;
+            if let Some(url) = &cluster {
+                engine = engine.on_cluster(url).await?;
+            }
             repl::run(engine).await
+        }
+        Command::Scheduler(args) => {
+            let settings = crate::cluster::process::SchedulerSettings {
+                bind: args.bind,
+                executor_timeout: args.executor_timeout,
+            };
+            crate::cluster::process::run_scheduler(settings, options, |address| {
+                println!("kpidb scheduler listening on df://{address}");
+            })
+            .await
+        }
+        Command::Executor(args) => {
+            let settings = crate::cluster::process::ExecutorSettings {
+                scheduler: crate::cluster::ClusterUrl::parse(&args.scheduler)?,
+                bind_host: args.bind_host,
+                port: args.port,
+                external_host: args.external_host,
+                cores: args.cores,
+                work_dir: args.work_dir,
+            };
+            crate::cluster::process::run_executor(settings, options).await
         }
         Command::Functions { markdown } => {
             if markdown {
@@ -343,9 +420,14 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => {
             let sql = std::fs::read_to_string(&args.file).map_err(|e| Error::io(&args.file, e))?;
             let source = match args.engine {
-                crate::bench::BenchEngine::Kpidb => crate::bench::Source::Warehouse(
-                    Engine::open_with(Warehouse::open(&data)?, AsOf::Latest, options).await?,
-                ),
+                crate::bench::BenchEngine::Kpidb => {
+                    let mut engine =
+                        Engine::open_with(Warehouse::open(&data)?, AsOf::Latest, options).await?;
+                    if let Some(url) = &cluster {
+                        engine = engine.on_cluster(url).await?;
+                    }
+                    crate::bench::Source::Warehouse(engine)
+                }
                 crate::bench::BenchEngine::Datafusion => {
                     crate::bench::Source::plain(args.parquet.as_deref().expect("required by clap"))
                         .await?
@@ -412,6 +494,7 @@ async fn query(
     data: &std::path::Path,
     args: QueryArgs,
     options: crate::functions::FunctionOptions,
+    cluster: Option<&crate::cluster::ClusterUrl>,
 ) -> Result<()> {
     let sql = match (&args.sql, &args.file) {
         (Some(sql), _) => sql.clone(),
@@ -424,7 +507,10 @@ async fn query(
             ))
         }
     };
-    let engine = Engine::open_with(Warehouse::open(data)?, args.pin.as_of()?, options).await?;
+    let mut engine = Engine::open_with(Warehouse::open(data)?, args.pin.as_of()?, options).await?;
+    if let Some(url) = cluster {
+        engine = engine.on_cluster(url).await?;
+    }
     let statements = engine.parse(&sql)?;
     if statements.is_empty() {
         return Err(Error::usage("the SQL holds no statement"));

@@ -42,6 +42,7 @@ pub async fn run(
     reports_path: PathBuf,
     data: PathBuf,
     options: FunctionOptions,
+    cluster: Option<crate::cluster::ClusterUrl>,
 ) -> Result<()> {
     let reports = Reports::load(&reports_path)?;
     match command {
@@ -105,6 +106,7 @@ pub async fn run(
                 as_of: args.pin.as_of()?,
                 out: args.out,
                 formats,
+                cluster: cluster.clone(),
             };
             let manifest =
                 report::run_report(&Warehouse::open(&data)?, options, report, request).await?;
@@ -143,7 +145,9 @@ pub async fn run(
             };
             scheduler
                 .run(
-                    move |report, _due| scheduled_job(warehouse.clone(), options, report),
+                    move |report, _due| {
+                        scheduled_job(warehouse.clone(), options, cluster.clone(), report)
+                    },
                     shutdown,
                 )
                 .await;
@@ -157,6 +161,7 @@ pub async fn run(
 pub async fn scheduled_job(
     warehouse: Warehouse,
     options: FunctionOptions,
+    cluster: Option<crate::cluster::ClusterUrl>,
     report: crate::report::Report,
 ) -> Result<String> {
     let manifest = report::run_report(
@@ -165,6 +170,7 @@ pub async fn scheduled_job(
         &report,
         RunRequest {
             as_of: AsOf::Latest,
+            cluster,
             ..Default::default()
         },
     )

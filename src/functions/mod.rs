@@ -25,6 +25,8 @@ mod yoy_pct;
 
 use std::sync::Arc;
 
+use datafusion::execution::context::SessionState;
+use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{AggregateUDF, Documentation, ScalarUDF, WindowUDF};
 use datafusion::prelude::SessionContext;
 
@@ -70,6 +72,21 @@ fn aggregates() -> Vec<AggregateUDF> {
 
 fn windows() -> Vec<WindowUDF> {
     vec![WindowUDF::from(prior_year::PriorYear::new())]
+}
+
+/// Registers kpidb's scalar, aggregate and window functions on `state`: all a cluster's
+/// scheduler and executors need, the table functions having been planned by then.
+pub fn register_row_functions(state: &mut SessionState, options: FunctionOptions) {
+    for f in scalars(options) {
+        // Registering replaces any function of the same name; nothing to report.
+        let _ = state.register_udf(Arc::new(f));
+    }
+    for f in aggregates() {
+        let _ = state.register_udaf(Arc::new(f));
+    }
+    for f in windows() {
+        let _ = state.register_udwf(Arc::new(f));
+    }
 }
 
 /// Registers every kpidb function on `ctx`; the table functions read `rollups` where

@@ -81,6 +81,11 @@ pub struct PerfGrade {
 }
 
 impl PerfGrade {
+    /// The scheme used when a call names none.
+    pub fn default_scheme(&self) -> GradeScheme {
+        self.default_scheme
+    }
+
     pub fn new(default_scheme: GradeScheme) -> Self {
         PerfGrade {
             signature: Signature::user_defined(Volatility::Immutable),

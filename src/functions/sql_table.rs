@@ -90,10 +90,10 @@ impl SqlTable {
             .collect();
         // The optimizer drops an ORDER BY without LIMIT in a view; a limit no result
         // reaches keeps the rows in the documented order for `SELECT * FROM f(…)`.
+        // Not i64::MAX: planners multiply row estimates (this limit) by row widths.
         let sql = format!(
-            "SELECT {} FROM ({sql}) AS t ORDER BY {order_by} LIMIT {}",
+            "SELECT {} FROM ({sql}) AS t ORDER BY {order_by} LIMIT {UNREACHED_LIMIT}",
             columns.join(", "),
-            i64::MAX
         );
         // Resolving the session's registered tables completes without I/O, so the
         // planning future is driven to completion here, where the trait is synchronous.
@@ -101,6 +101,9 @@ impl SqlTable {
         Ok(Arc::new(SqlTable { schema, plan }))
     }
 }
+
+/// More rows than any table function returns (a trillion).
+const UNREACHED_LIMIT: u64 = 1_000_000_000_000;
 
 /// The session's catalogs plus the rollup catalog, for planning one table function.
 #[derive(Debug)]

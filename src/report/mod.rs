@@ -47,6 +47,8 @@ pub struct RunRequest {
     pub out: Option<PathBuf>,
     /// Formats to write instead of the report's own.
     pub formats: Option<Vec<Format>>,
+    /// Run the report's queries on this Ballista cluster.
+    pub cluster: Option<crate::cluster::ClusterUrl>,
 }
 
 /// Runs `report` on one pinned engine and writes its outputs.
@@ -56,7 +58,10 @@ pub async fn run_report(
     report: &Report,
     request: RunRequest,
 ) -> Result<Manifest> {
-    let engine = Engine::open_with(warehouse.clone(), request.as_of, options).await?;
+    let mut engine = Engine::open_with(warehouse.clone(), request.as_of, options).await?;
+    if let Some(url) = &request.cluster {
+        engine = engine.on_cluster(url).await?;
+    }
     let outcome = run::execute(&engine, report, request.params).await?;
     let formats = request.formats.unwrap_or_else(|| report.formats.clone());
     // Rendering and file writes block: keep them off the async workers (a server runs beside).

@@ -123,7 +123,7 @@ impl Rollups {
         Ok(Some(Loaded {
             version,
             sources: wanted,
-            provider: table.table_provider().await?,
+            provider: Arc::new(crate::storage::DeltaSnapshotTable::open(&table).await?),
         }))
     }
 

@@ -85,6 +85,8 @@ pub struct Settings {
     pub refresh_interval: Duration,
     pub users: Vec<Credential>,
     pub tokens: Vec<Credential>,
+    /// Run queries and report runs on this Ballista cluster (kpidb.toml's `cluster`).
+    pub cluster: Option<crate::cluster::ClusterUrl>,
 }
 
 impl Settings {
@@ -190,6 +192,7 @@ impl Settings {
             refresh_interval,
             users,
             tokens,
+            cluster: None,
         };
         settings.check_exposure()?;
         Ok(settings)

@@ -98,6 +98,11 @@ pub async fn start(
         .build();
     let scheduled_warehouse = warehouse.clone();
     let engine = Engine::open_in(warehouse, AsOf::Latest, options, state).await?;
+    let engine = match &settings.cluster {
+        Some(url) => engine.on_cluster(url).await?,
+        None => engine,
+    };
+    let cluster = settings.cluster.clone();
     let base = engine.context().clone();
     setup_pg_catalog(&base, "datafusion", EmptyContextProvider).map_err(|e| Error::from(*e))?;
     {
@@ -181,7 +186,12 @@ pub async fn start(
     }
     if let Some(scheduler) = shared.reports.clone() {
         let job = move |report, _due| {
-            crate::cli::report::scheduled_job(scheduled_warehouse.clone(), options, report)
+            crate::cli::report::scheduled_job(
+                scheduled_warehouse.clone(),
+                options,
+                cluster.clone(),
+                report,
+            )
         };
         tokio::spawn(scheduler.run(job, std::future::pending()));
     }

@@ -3,10 +3,12 @@
 //! and pinning every table at once for time travel (see [`AsOf`]).
 
 mod as_of;
+mod files;
 mod live;
 mod unavailable;
 
 pub use as_of::AsOf;
+pub use files::{DataFile, DeltaSnapshotTable, TableFiles};
 pub use live::{LiveTable, Snapshot};
 pub use unavailable::UnavailableTable;
 

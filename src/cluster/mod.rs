@@ -1,0 +1,207 @@
+//! Running kpidb's SQL on an Apache Ballista cluster: a scheduler and executors on
+//! several machines that share the warehouse directory.
+//!
+//! A query is planned where it is asked, exactly as locally: kpidb's table functions
+//! become plans over the warehouse tables there, at the versions that session reads.
+//! The plan then goes to the scheduler with each Delta table written as the list of
+//! its snapshot's Parquet files, which the scheduler turns into DataFusion's own
+//! Parquet scan, so executors read plain files and never replay a Delta log.
+//!
+//! Module map:
+//! - [`codec`]: how tables and configured functions cross the wire.
+//! - [`scan`]: a snapshot's file list as a table the scheduler can plan.
+//! - [`planner`]: which plans go to the cluster and which stay local.
+//! - [`process`]: the `kpidb scheduler` and `kpidb executor` processes, and an
+//!   in-process cluster.
+
+pub mod codec;
+pub mod planner;
+pub mod process;
+pub mod scan;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ballista_core::extension::{SessionConfigExt, SessionStateExt};
+use datafusion::execution::context::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::SessionConfig;
+
+use crate::functions::FunctionOptions;
+use crate::{Error, Result};
+
+/// The port a scheduler listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 50050;
+
+/// Where a cluster's scheduler listens: `df://HOST[:PORT]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterUrl {
+    host: String,
+    port: u16,
+}
+
+impl ClusterUrl {
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::usage(format!(
+                "cluster '{text}': {why}; expected df://HOST:PORT, e.g. df://127.0.0.1:{DEFAULT_PORT}"
+            ))
+        };
+        let url = url::Url::parse(text.trim()).map_err(|e| bad(&e.to_string()))?;
+        if url.scheme() != "df" {
+            return Err(bad(&format!("the scheme is '{}', not 'df'", url.scheme())));
+        }
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("no host"))?;
+        if !matches!(url.path(), "" | "/") || url.query().is_some() {
+            return Err(bad("a scheduler address has no path or query"));
+        }
+        Ok(ClusterUrl {
+            host: host.trim_matches(['[', ']']).to_string(),
+            port: url.port().unwrap_or(DEFAULT_PORT),
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The scheduler's gRPC endpoint.
+    fn endpoint(&self) -> String {
+        if self.host.contains(':') {
+            format!("http://[{}]:{}", self.host, self.port)
+        } else {
+            format!("http://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl fmt::Display for ClusterUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "df://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "df://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// `config` with kpidb's codecs, which every member of a cluster must share.
+pub fn with_codecs(config: SessionConfig) -> SessionConfig {
+    config
+        .with_ballista_logical_extension_codec(Arc::new(codec::LogicalCodec::default()))
+        .with_ballista_physical_extension_codec(Arc::new(codec::PhysicalCodec::default()))
+}
+
+/// The session a scheduler plans in and an executor runs in: DataFusion's defaults
+/// plus kpidb's scalar, aggregate and window functions. No tables: those arrive with
+/// each plan, as files.
+pub fn worker_state(config: SessionConfig, options: FunctionOptions) -> SessionState {
+    let mut state = SessionStateBuilder::new()
+        .with_config(with_codecs(config))
+        .with_default_features()
+        .build();
+    crate::functions::register_row_functions(&mut state, options);
+    state
+}
+
+/// Makes `state` (a session with kpidb's tables and functions) send the queries that
+/// read warehouse tables to the scheduler at `url`. Fails when the scheduler cannot
+/// be reached, so a wrong address is found before the first query.
+pub async fn connect(
+    state: SessionState,
+    url: &ClusterUrl,
+    options: FunctionOptions,
+) -> Result<SessionState> {
+    reachable(url).await?;
+    // The session's catalog is already there: building with the default setting
+    // would replace it with an empty one.
+    //
+    // Ballista's adaptive planner re-plans a stage from the statistics of the stages
+    // before it, and can drop a sort key it found constant there, which the executor
+    // then cannot rebuild ("Expects PARTITION BY expression to be ordered"). Plans are
+    // kept as planned.
+    //
+    // DataFusion's dynamic filters are built into hash joins when they are planned,
+    // and Ballista swaps join inputs afterwards when it schedules a stage; that fails
+    // and leaves the job waiting. They are left out of cluster plans.
+    let mut config = with_codecs(state.config().clone())
+        .with_create_default_catalog_and_schema(false)
+        .with_ballista_adaptive_query_planner(false);
+    config
+        .options_mut()
+        .optimizer
+        .enable_dynamic_filter_pushdown = false;
+    config
+        .options_mut()
+        .optimizer
+        .enable_join_dynamic_filter_pushdown = false;
+    // An uncorrelated scalar subquery becomes a join, DataFusion's documented choice
+    // for distributed engines: Ballista cannot split its physical form into stages.
+    config
+        .options_mut()
+        .optimizer
+        .enable_physical_uncorrelated_scalar_subquery = false;
+    let state = SessionStateBuilder::new_from_existing(state)
+        .with_config(config)
+        .build();
+    let planner = planner::ClusterPlanner::new(url.endpoint(), &state);
+    let config = state
+        .config()
+        .clone()
+        .with_ballista_query_planner(Arc::new(planner));
+    let state = SessionStateBuilder::new_from_existing(state)
+        .with_config(config)
+        .build();
+    let mut state = state.upgrade_for_ballista(url.endpoint())?;
+    // Ballista's upgrade resets the function lists to its own.
+    crate::functions::register_row_functions(&mut state, options);
+    Ok(state)
+}
+
+/// A plain TCP connection to the scheduler, within five seconds.
+async fn reachable(url: &ClusterUrl) -> Result<()> {
+    let address = (url.host.as_str(), url.port);
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(address),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(Error::usage(format!(
+            "cannot reach the kpidb scheduler at {url}: {e}; start one with `kpidb scheduler`"
+        ))),
+        Err(_) => Err(Error::usage(format!(
+            "cannot reach the kpidb scheduler at {url}: no answer within 5 s"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_urls() {
+        let url = ClusterUrl::parse("df://10.0.0.5:6000").unwrap();
+        assert_eq!((url.host(), url.port()), ("10.0.0.5", 6000));
+        assert_eq!(url.to_string(), "df://10.0.0.5:6000");
+        assert_eq!(url.endpoint(), "http://10.0.0.5:6000");
+        assert_eq!(
+            ClusterUrl::parse("df://sched").unwrap().port(),
+            DEFAULT_PORT
+        );
+        for bad in ["http://a:1", "df://", "sched:50050", "df://a:1/x"] {
+            let err = ClusterUrl::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("expected df://HOST:PORT"), "{bad}: {err}");
+        }
+    }
+}

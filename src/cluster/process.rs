@@ -1,0 +1,198 @@
+//! The cluster's processes: `kpidb scheduler`, `kpidb executor`, and both inside one
+//! process for tests and trying things out. Each is Ballista's own, with kpidb's
+//! functions and codecs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ballista_core::config::TaskSchedulingPolicy;
+use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
+use datafusion::prelude::SessionConfig;
+use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
+
+use super::{codec, worker_state, ClusterUrl};
+use crate::functions::FunctionOptions;
+use crate::{Error, Result};
+
+/// How a scheduler runs.
+#[derive(Debug, Clone)]
+pub struct SchedulerSettings {
+    /// Where to listen (port 0: any free port, printed at start).
+    pub bind: SocketAddr,
+    /// Seconds without a heartbeat after which an executor is taken for dead and
+    /// its tasks are run again elsewhere.
+    pub executor_timeout: u64,
+}
+
+/// How an executor runs.
+#[derive(Debug, Clone)]
+pub struct ExecutorSettings {
+    pub scheduler: ClusterUrl,
+    /// Address to listen on for other executors and clients fetching results.
+    pub bind_host: String,
+    /// Port for that (0: any free port).
+    pub port: u16,
+    /// The name other machines reach this one by [default: bind_host].
+    pub external_host: Option<String>,
+    /// Tasks run at once [0: one per core].
+    pub cores: usize,
+    /// Where intermediate results are kept [default: a temporary directory].
+    pub work_dir: Option<PathBuf>,
+}
+
+/// Runs a scheduler until the process ends. `on_listen` learns the address first.
+pub async fn run_scheduler(
+    settings: SchedulerSettings,
+    options: FunctionOptions,
+    on_listen: impl FnOnce(SocketAddr),
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(settings.bind)
+        .await
+        .map_err(|e| {
+            Error::usage(format!(
+                "scheduler: cannot listen on {}: {e}",
+                settings.bind
+            ))
+        })?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Error::usage(e.to_string()))?;
+    let mut config = SchedulerConfig::default()
+        .with_hostname(address.ip().to_string())
+        .with_port(address.port())
+        .with_scheduler_policy(TaskSchedulingPolicy::PullStaged)
+        .with_override_session_builder(Arc::new(move |config: SessionConfig| {
+            Ok(worker_state(config, options))
+        }));
+    config.executor_timeout_seconds = settings.executor_timeout.max(1);
+    config.expire_dead_executor_interval_seconds = (settings.executor_timeout / 3).clamp(1, 15);
+    config.no_executors_grace_period_seconds = config.executor_timeout_seconds;
+    config.override_logical_codec = Some(Arc::new(codec::LogicalCodec::default()));
+    config.override_physical_codec = Some(Arc::new(codec::PhysicalCodec::default()));
+    let cluster = BallistaCluster::new_from_config(&config)
+        .await
+        .map_err(ballista)?;
+    let scheduler =
+        create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(config))
+            .await
+            .map_err(ballista)?;
+    on_listen(address);
+    start_grpc_service_with_listener(listener, scheduler)
+        .await
+        .map_err(ballista)
+}
+
+/// Runs an executor until the process ends (or its scheduler asks it to stop).
+pub async fn run_executor(settings: ExecutorSettings, options: FunctionOptions) -> Result<()> {
+    let port = match settings.port {
+        // Ballista registers the port before it listens; take a free one now.
+        0 => std::net::TcpListener::bind((settings.bind_host.as_str(), 0))
+            .and_then(|l| l.local_addr())
+            .map_err(|e| {
+                Error::usage(format!(
+                    "executor: no free port on {}: {e}",
+                    settings.bind_host
+                ))
+            })?
+            .port(),
+        port => port,
+    };
+    let state = worker_state(SessionConfig::new(), options);
+    let config = ExecutorProcessConfig {
+        bind_host: settings.bind_host.clone(),
+        external_host: settings.external_host.clone(),
+        port,
+        scheduler_host: settings.scheduler.host().to_string(),
+        scheduler_port: settings.scheduler.port(),
+        scheduler_connect_timeout_seconds: 30,
+        vcores: settings.cores,
+        task_scheduling_policy: TaskSchedulingPolicy::PullStaged,
+        work_dir: settings
+            .work_dir
+            .as_ref()
+            .map(|dir| dir.display().to_string()),
+        override_function_registry: Some(Arc::new((&state).into())),
+        override_logical_codec: Some(Arc::new(codec::LogicalCodec::default())),
+        override_physical_codec: Some(Arc::new(codec::PhysicalCodec::default())),
+        ..ExecutorProcessConfig::default()
+    };
+    eprintln!(
+        "kpidb executor on {}:{port}, scheduler {}",
+        settings
+            .external_host
+            .as_deref()
+            .unwrap_or(&settings.bind_host),
+        settings.scheduler
+    );
+    start_executor_process(Arc::new(config))
+        .await
+        .map_err(ballista)
+}
+
+/// Starts a scheduler and one executor with `cores` task slots inside this process,
+/// on loopback, and returns the scheduler's address. They run on a runtime of their
+/// own, as separate processes would, until the process ends.
+pub fn standalone(options: FunctionOptions, cores: usize) -> Result<ClusterUrl> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let cluster = move || {
+        let runtime = match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                let _ = tx.send(Err(Error::usage(format!("in-process cluster: {e}"))));
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            let settings = SchedulerSettings {
+                bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+                executor_timeout: 30,
+            };
+            let (listening, address) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move {
+                let started = run_scheduler(settings, options, |address| {
+                    let _ = listening.send(address);
+                });
+                if let Err(e) = started.await {
+                    log::error!("in-process scheduler stopped: {e}");
+                }
+            });
+            let Ok(address) = address.await else {
+                let _ = tx.send(Err(Error::usage("the in-process scheduler did not start")));
+                return;
+            };
+            let url = match ClusterUrl::parse(&format!("df://{address}")) {
+                Ok(url) => url,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = tx.send(Ok(url.clone()));
+            let settings = ExecutorSettings {
+                scheduler: url,
+                bind_host: "127.0.0.1".into(),
+                port: 0,
+                external_host: Some("127.0.0.1".into()),
+                cores: cores.max(1),
+                work_dir: None,
+            };
+            if let Err(e) = run_executor(settings, options).await {
+                log::error!("in-process executor stopped: {e}");
+            }
+        });
+    };
+    std::thread::Builder::new()
+        .name("kpidb-cluster".into())
+        .spawn(cluster)
+        .map_err(|e| Error::usage(format!("in-process cluster: {e}")))?;
+    rx.recv()
+        .map_err(|_| Error::usage("the in-process cluster did not start"))?
+}
+
+fn ballista(e: ballista_core::error::BallistaError) -> Error {
+    Error::usage(format!("cluster: {e}"))
+}

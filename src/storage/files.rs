@@ -1,0 +1,140 @@
+//! A Delta snapshot as a table provider that also knows its data files, so a query
+//! planned here can be shipped to a cluster as a plain list of Parquet files (see
+//! [`crate::cluster`]) instead of a Delta snapshot other processes would have to replay.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use deltalake::DeltaTable;
+use serde::{Deserialize, Serialize};
+
+/// The data files of one Delta snapshot: what a cluster reads instead of the log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableFiles {
+    /// The table's root, for messages.
+    pub table: String,
+    /// The Delta version these files make up.
+    pub version: u64,
+    /// Partition columns, in the order of [`DataFile::partition_values`].
+    pub partition_columns: Vec<String>,
+    pub files: Vec<DataFile>,
+    /// Why the files alone do not describe the table (deletion vectors, column
+    /// mapping); such a snapshot is read only where it was opened.
+    pub unsupported: Option<String>,
+}
+
+/// One Parquet file of a snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataFile {
+    /// Absolute URL of the file.
+    pub url: String,
+    pub size: u64,
+    /// Delta's text form of each partition value; `None` is NULL.
+    pub partition_values: Vec<Option<String>>,
+}
+
+impl TableFiles {
+    /// Lists the files of `table`'s loaded snapshot.
+    pub fn of(table: &DeltaTable) -> crate::Result<Self> {
+        let state = table.snapshot()?;
+        let partition_columns = state.metadata().partition_columns().to_vec();
+        let store = table.log_store();
+        let mut unsupported = None;
+        if state
+            .metadata()
+            .configuration()
+            .get("delta.columnMapping.mode")
+            .is_some_and(|mode| mode != "none")
+        {
+            unsupported = Some("it uses Delta column mapping".to_string());
+        }
+        let mut root = store.root_url().clone();
+        if !root.path().ends_with('/') {
+            root.set_path(&format!("{}/", root.path()));
+        }
+        let mut files = Vec::new();
+        for file in state.log_data().iter() {
+            if file.deletion_vector_descriptor().is_some() {
+                unsupported = Some("it has deletion vectors".to_string());
+            }
+            let values = file.partition_values_map();
+            let path = file.path();
+            let url = match url::Url::parse(&path) {
+                Ok(absolute) => absolute,
+                Err(_) => root
+                    .join(&path)
+                    .map_err(|e| crate::Error::input(&root, format!("data file {path}: {e}")))?,
+            };
+            files.push(DataFile {
+                url: url.to_string(),
+                size: file.size().max(0) as u64,
+                partition_values: partition_columns
+                    .iter()
+                    .map(|c| values.get(c).cloned().flatten())
+                    .collect(),
+            });
+        }
+        Ok(TableFiles {
+            table: store.root_url().to_string(),
+            version: table.version().unwrap_or_default(),
+            partition_columns,
+            files,
+            unsupported,
+        })
+    }
+}
+
+/// Delta's own provider for a snapshot, plus that snapshot's [`TableFiles`].
+#[derive(Debug)]
+pub struct DeltaSnapshotTable {
+    inner: Arc<dyn TableProvider>,
+    files: Arc<TableFiles>,
+}
+
+impl DeltaSnapshotTable {
+    /// The provider of `table`'s loaded snapshot.
+    pub async fn open(table: &DeltaTable) -> crate::Result<Self> {
+        Ok(DeltaSnapshotTable {
+            inner: table.table_provider().await?,
+            files: Arc::new(TableFiles::of(table)?),
+        })
+    }
+
+    pub fn files(&self) -> &Arc<TableFiles> {
+        &self.files
+    }
+}
+
+#[async_trait]
+impl TableProvider for DeltaSnapshotTable {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        self.inner.supports_filters_pushdown(filters)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.inner.scan(state, projection, filters, limit).await
+    }
+}

@@ -1,0 +1,339 @@
+//! kpidb on Apache Ballista: every query in `queries/` answers on a cluster exactly as
+//! it does locally, built-in functions included, on an in-process cluster and on a
+//! loopback cluster of separate processes (one scheduler, two executors); a report
+//! runs there too; and an executor killed mid-query never yields a wrong answer.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use kpidb::cluster::{process, ClusterUrl};
+use kpidb::functions::FunctionOptions;
+use kpidb::{Engine, Warehouse};
+
+use common::{kpidb, stderr, stdout};
+
+fn query_files() -> Vec<(String, String)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 20, "queries/ holds {} files", files.len());
+    files
+        .into_iter()
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            (name, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect()
+}
+
+/// Column names and types, then every row as text, in the order returned.
+fn render(batches: &[RecordBatch]) -> Vec<String> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut lines = Vec::new();
+    if let Some(first) = batches.first() {
+        lines.push(
+            first
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| format!("{}:{}", f.name(), f.data_type()))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    for batch in batches {
+        let formatters: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
+        for i in 0..batch.num_rows() {
+            lines.push(
+                formatters
+                    .iter()
+                    .map(|f| f.value(i).to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
+    }
+    lines
+}
+
+async fn answer(engine: &Engine, name: &str, sql: &str) -> Vec<String> {
+    let batches = engine
+        .query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    render(&batches)
+}
+
+async fn local_engine(data: &Path) -> Engine {
+    Engine::open(Warehouse::open(data).unwrap()).await.unwrap()
+}
+
+/// Every query answers on the cluster at `url` exactly as locally, and really runs there.
+async fn same_answers(data: &Path, url: &ClusterUrl) {
+    let local = local_engine(data).await;
+    let remote = local_engine(data).await.on_cluster(url).await.unwrap();
+    for (name, sql) in query_files() {
+        eprintln!("{url}: {name}");
+        let plan = remote
+            .sql(&sql)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        assert_eq!(
+            plan.name(),
+            "DistributedQueryExec",
+            "{name} did not go to the cluster"
+        );
+        let want = answer(&local, &name, &sql).await;
+        let got = answer(&remote, &name, &sql).await;
+        assert!(want.len() > 1, "{name}: no rows locally");
+        assert_eq!(got, want, "{name}: cluster and local answers differ");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_process_cluster_answers_every_query_like_local() {
+    let url = process::standalone(FunctionOptions::default(), 2).unwrap();
+    same_answers(&kpidb::config::shipped_sample(), &url).await;
+
+    // What lives only in this session runs here; a query that reads nothing, too.
+    let remote = local_engine(&kpidb::config::shipped_sample())
+        .await
+        .on_cluster(&url)
+        .await
+        .unwrap();
+    for sql in [
+        "SELECT table_name FROM information_schema.tables WHERE table_name = 'dept_scores'",
+        "SELECT 1 + 1",
+    ] {
+        let plan = remote
+            .sql(sql)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        assert_ne!(plan.name(), "DistributedQueryExec", "{sql}");
+        assert_eq!(remote.query(sql).await.unwrap()[0].num_rows(), 1, "{sql}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_scheduler_is_named() {
+    // A port nothing listens on: bind one, then let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = ClusterUrl::parse(&format!("df://127.0.0.1:{port}")).unwrap();
+    let err = local_engine(&kpidb::config::shipped_sample())
+        .await
+        .on_cluster(&url)
+        .await
+        .err()
+        .expect("no scheduler there");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!(
+            "cannot reach the kpidb scheduler at df://127.0.0.1:{port}"
+        )),
+        "{message}"
+    );
+
+    let out = common::run(
+        &kpidb::config::shipped_sample(),
+        &["query", "--cluster", "http://x:1", "SELECT 1"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cluster 'http://x:1'") && stderr(&out).contains("df://HOST:PORT"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A child process killed when the test ends, whatever way it ends.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `kpidb scheduler` on a free loopback port and returns it with its address.
+fn start_scheduler(executor_timeout: u64) -> (Proc, ClusterUrl) {
+    let mut child = kpidb()
+        .args(["scheduler", "--bind", "127.0.0.1:0", "--executor-timeout"])
+        .arg(executor_timeout.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("scheduler starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+            if let Some(url) = line.strip_prefix("kpidb scheduler listening on ") {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the scheduler prints its address");
+    (Proc(child), ClusterUrl::parse(&url).unwrap())
+}
+
+/// Starts `kpidb executor` for `url` and waits until it has reached the scheduler.
+fn start_executor(url: &ClusterUrl, work: &Path) -> Proc {
+    let mut child = kpidb()
+        .args(["executor", "--scheduler", &url.to_string()])
+        .args(["--bind-host", "127.0.0.1", "--port", "0", "--cores", "1"])
+        .arg("--work-dir")
+        .arg(work)
+        .env("RUST_LOG", "ballista_executor=info,warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("executor starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+            if line.contains("Connected to scheduler") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the executor reaches the scheduler");
+    Proc(child)
+}
+
+#[test]
+fn loopback_cluster_of_processes_answers_like_local() {
+    let work = tempfile::tempdir().unwrap();
+    let (_scheduler, url) = start_scheduler(5);
+    let mut executors = vec![
+        start_executor(&url, &work.path().join("a")),
+        start_executor(&url, &work.path().join("b")),
+    ];
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let data = kpidb::config::shipped_sample();
+    runtime.block_on(same_answers(&data, &url));
+
+    // The command line, as a user runs it.
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries/dept_ranking.sql");
+    let file = file.to_str().unwrap();
+    let local = common::run(&data, &["query", "--format", "csv", "-f", file]);
+    let cluster = url.to_string();
+    let remote = common::run(
+        &data,
+        &[
+            "query",
+            "--cluster",
+            &cluster,
+            "--format",
+            "csv",
+            "-f",
+            file,
+        ],
+    );
+    assert!(remote.status.success(), "{}", stderr(&remote));
+    assert_eq!(stdout(&remote), stdout(&local));
+
+    // A report run on the cluster writes the same tables.
+    let (a, b) = (work.path().join("local"), work.path().join("remote"));
+    for (dir, cluster) in [(&a, None), (&b, Some(url.to_string()))] {
+        let mut cmd = kpidb();
+        cmd.arg("--data").arg(&data);
+        if let Some(cluster) = cluster {
+            cmd.args(["--cluster", &cluster]);
+        }
+        let out = cmd
+            .args([
+                "report",
+                "run",
+                "annual_ranking",
+                "--format",
+                "csv",
+                "--out",
+            ])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let mut csvs = 0;
+    for entry in std::fs::read_dir(&a).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "csv") {
+            let other = b.join(path.file_name().unwrap());
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                std::fs::read(&other).unwrap(),
+                "{}",
+                path.display()
+            );
+            csvs += 1;
+        }
+    }
+    assert!(csvs >= 5, "{csvs} CSV files");
+
+    // An executor killed mid-query: the answer is right, or the error says what happened.
+    let heavy = "SELECT count(*) AS pairs, sum(a.score) AS total \
+                 FROM dept_scores a JOIN dept_scores b ON a.year = b.year AND a.dept_code <> b.dept_code";
+    let want = runtime.block_on(async {
+        let local = local_engine(&data).await;
+        render(&local.query(heavy).await.unwrap())
+    });
+    let outcome = runtime.block_on(async {
+        let remote = local_engine(&data).await.on_cluster(&url).await.unwrap();
+        let query = tokio::spawn(async move { remote.query(heavy).await.map(|b| render(&b)) });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut victim = executors.remove(0);
+        victim.0.kill().unwrap();
+        tokio::time::timeout(Duration::from_secs(180), query)
+            .await
+            .expect("the query ends once the executor is given up")
+            .unwrap()
+    });
+    match outcome {
+        Ok(got) => assert_eq!(got, want, "a retried query must give the right answer"),
+        Err(e) => {
+            let message = e.to_string();
+            assert!(
+                message.to_lowercase().contains("executor")
+                    || message.to_lowercase().contains("fetch")
+                    || message.to_lowercase().contains("task"),
+                "unclear error: {message}"
+            );
+        }
+    }
+    // The survivor goes on answering.
+    let again = runtime.block_on(async {
+        let remote = local_engine(&data).await.on_cluster(&url).await.unwrap();
+        render(&remote.query(heavy).await.unwrap())
+    });
+    assert_eq!(again, want);
+}
