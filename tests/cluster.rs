@@ -113,6 +113,31 @@ async fn in_process_cluster_answers_every_query_like_local() {
     let url = process::standalone(FunctionOptions::default(), 2).unwrap();
     same_answers(&kpidb::config::shipped_sample(), &url).await;
 
+    // perf_grade grades by the scheme of the session that planned it, whatever the
+    // cluster's own setting (here the default, mof).
+    let english = FunctionOptions {
+        grade_scheme: kpidb::functions::GradeScheme::En,
+        ..FunctionOptions::default()
+    };
+    let warehouse = Warehouse::open(kpidb::config::shipped_sample()).unwrap();
+    let local = Engine::open_with(warehouse.clone(), kpidb::AsOf::Latest, english)
+        .await
+        .unwrap();
+    let remote = Engine::open_with(warehouse, kpidb::AsOf::Latest, english)
+        .await
+        .unwrap()
+        .on_cluster(&url)
+        .await
+        .unwrap();
+    let sql = "SELECT perf_grade(score * 100 / max_score) AS g, count(*) AS n \
+               FROM dept_scores GROUP BY g ORDER BY g";
+    let want = answer(&local, "grades", sql).await;
+    assert!(
+        want.iter().any(|line| line.starts_with("excellent")),
+        "{want:?}"
+    );
+    assert_eq!(answer(&remote, "grades", sql).await, want);
+
     // What lives only in this session runs here; a query that reads nothing, too.
     let remote = local_engine(&kpidb::config::shipped_sample())
         .await

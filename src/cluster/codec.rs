@@ -43,21 +43,35 @@ pub fn shippable(
     }
 }
 
-/// The scheme `perf_grade` was planned with, as bytes; `None` for other functions.
-fn encode_grade(node: &ScalarUDF) -> Option<Vec<u8>> {
-    let grade = node.inner().downcast_ref::<PerfGrade>()?;
-    Some(grade.default_scheme().name().as_bytes().to_vec())
+/// Writes the scheme `perf_grade` was planned with; other functions go to `inner`.
+fn encode_udf(
+    node: &ScalarUDF,
+    buf: &mut Vec<u8>,
+    inner: impl FnOnce(&ScalarUDF, &mut Vec<u8>) -> Result<()>,
+) -> Result<()> {
+    match node.inner().downcast_ref::<PerfGrade>() {
+        Some(grade) => {
+            buf.extend(grade.default_scheme().name().as_bytes());
+            Ok(())
+        }
+        None => inner(node, buf),
+    }
 }
 
-fn decode_grade(name: &str, buf: &[u8]) -> Option<Result<Arc<ScalarUDF>>> {
+/// `perf_grade` with the scheme it was planned with; other functions from `inner`.
+fn decode_udf(
+    name: &str,
+    buf: &[u8],
+    inner: impl FnOnce(&str, &[u8]) -> Result<Arc<ScalarUDF>>,
+) -> Result<Arc<ScalarUDF>> {
     if name != "perf_grade" || buf.is_empty() {
-        return None;
+        return inner(name, buf);
     }
     let text = String::from_utf8_lossy(buf);
-    Some(match GradeScheme::parse(&text) {
+    match GradeScheme::parse(&text) {
         Some(scheme) => Ok(Arc::new(ScalarUDF::from(PerfGrade::new(scheme)))),
         None => plan_err!("perf_grade arrived with an unknown grade scheme '{text}'"),
-    })
+    }
 }
 
 /// Logical plans: client to scheduler.
@@ -122,20 +136,11 @@ impl LogicalExtensionCodec for LogicalCodec {
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
-        match decode_grade(name, buf) {
-            Some(udf) => udf,
-            None => self.inner.try_decode_udf(name, buf),
-        }
+        decode_udf(name, buf, |name, buf| self.inner.try_decode_udf(name, buf))
     }
 
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
-        match encode_grade(node) {
-            Some(bytes) => {
-                buf.extend(bytes);
-                Ok(())
-            }
-            None => self.inner.try_encode_udf(node, buf),
-        }
+        encode_udf(node, buf, |node, buf| self.inner.try_encode_udf(node, buf))
     }
 }
 
@@ -166,19 +171,10 @@ impl PhysicalExtensionCodec for PhysicalCodec {
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
-        match decode_grade(name, buf) {
-            Some(udf) => udf,
-            None => self.inner.try_decode_udf(name, buf),
-        }
+        decode_udf(name, buf, |name, buf| self.inner.try_decode_udf(name, buf))
     }
 
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
-        match encode_grade(node) {
-            Some(bytes) => {
-                buf.extend(bytes);
-                Ok(())
-            }
-            None => self.inner.try_encode_udf(node, buf),
-        }
+        encode_udf(node, buf, |node, buf| self.inner.try_encode_udf(node, buf))
     }
 }
