@@ -5,7 +5,9 @@
 //! - [`model`]: the tables of the data model, their Arrow types, keys and header aliases.
 //! - [`storage`]: the warehouse directory of Delta tables; commits, history, time travel.
 //! - [`engine`]: [`Engine`], the one place a DataFusion session is built.
-//! - [`ingest`]: CSV / XLSX / Parquet readers and the validation every load passes.
+//! - [`ingest`]: one pipeline from files to a commit: streamed CSV / XLSX / Parquet readers,
+//!   column-wise rules on every core, checks against the stored tables, a streamed write
+//!   committed under the warehouse commit lock.
 //! - [`rollup`]: per-year summaries of dept_scores built at ingest, which the table
 //!   functions read while they are fresh for the versions a session reads.
 //! - [`functions`]: kpidb's SQL functions, one file each.

@@ -269,12 +269,15 @@ fn gbk_csv_with_chinese_headers_and_xlsx_load() {
     let before = version(&data, "dept_scores");
     let out = run(&data, &["ingest", "dept_scores", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        stdout(&out).trim(),
-        format!(
-            "dept_scores: appended 2 rows for 2024; table is now at version {}",
-            before + 1
-        )
+    // The summary: rows, years, version, then the time taken.
+    let summary = stdout(&out);
+    let prefix = format!(
+        "dept_scores: appended 2 rows for 2024; table is now at version {}; took ",
+        before + 1
+    );
+    assert!(
+        summary.trim().starts_with(&prefix) && summary.trim().ends_with(" s"),
+        "{summary}"
     );
     assert_eq!(
         scalar(
@@ -593,4 +596,251 @@ fn chinese_values_and_exante_rules() {
     );
     assert!(!out.status.success());
     assert!(stderr(&out).contains("value \"X1\": replacing year 2025 would drop this project, which exante_reviews still refers to"), "{}", stderr(&out));
+}
+
+/// Ingests `content` as `name` into dept_scores with `flags`.
+fn load(
+    data: &Path,
+    dir: &Path,
+    name: &str,
+    content: &[u8],
+    flags: &[&str],
+) -> std::process::Output {
+    let file = dir.join(name);
+    std::fs::write(&file, content).unwrap();
+    let mut args = vec!["ingest", "dept_scores", file.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    run(data, &args)
+}
+
+#[test]
+fn files_as_bureaus_send_them_load() {
+    let (_tmp, data) = sample_copy();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let before = version(&data, "dept_scores");
+
+    // A remarks column is ignored with a notice, and refused with --strict.
+    let remarks = "年度,部门编码,指标编码,得分,分值,备注\n2024,101,D1101,4.5,5,已复核\n";
+    let out = load(&data, d, "remarks.csv", remarks.as_bytes(), &["--strict"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("column 备注, value \"备注\": unknown column for table dept_scores"),
+        "{}",
+        stderr(&out)
+    );
+    let out = load(&data, d, "remarks.csv", remarks.as_bytes(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ignored column(s) 备注"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Excel's trailing empty columns, with and without their commas on data rows.
+    let trailing = "year,dept_code,indicator_code,score,max_score,,\n2024,101,D1102,4,5,,\n2024,101,D1201,4,5\n";
+    let out = load(&data, d, "trailing.csv", trailing.as_bytes(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // A title row above the header: rows keep the numbers an editor shows.
+    let titled = "2024年度部门整体绩效评价得分表,,,,\nyear,dept_code,indicator_code,score,max_score\n2024,102,D1101,9,5\n";
+    let out = load(&data, d, "titled.csv", titled.as_bytes(), &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(
+            "titled.csv row 3, column score, value \"9.00\": score is above its max_score 5.00"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = load(
+        &data,
+        d,
+        "titled.csv",
+        titled.replace(",9,", ",4,").as_bytes(),
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Semicolons and tabs.
+    let semi = "year;dept_code;indicator_code;score;max_score\n2024;102;D1102;3;5\n";
+    let out = load(&data, d, "semi.csv", semi.as_bytes(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tabs = "year\tdept_code\tindicator_code\tscore\tmax_score\n2024\t102\tD1201\t3\t5\n";
+    let out = load(&data, d, "tabs.txt", tabs.as_bytes(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // A workbook saved with a .csv name is read as a workbook.
+    let book_path = d.join("book.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet
+        .write_row(
+            0,
+            0,
+            ["year", "dept_code", "indicator_code", "score", "max_score"],
+        )
+        .unwrap();
+    sheet
+        .write_row(1, 0, ["2024", "102", "D1202", "2", "5"])
+        .unwrap();
+    book.save(&book_path).unwrap();
+    let out = load(
+        &data,
+        d,
+        "book.csv",
+        &std::fs::read(&book_path).unwrap(),
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    assert_eq!(version(&data, "dept_scores"), before + 6);
+    assert_eq!(
+        scalar(&data, "SELECT count(*) FROM dept_scores WHERE year = 2024"),
+        "7"
+    );
+}
+
+#[test]
+fn every_problem_of_a_row_is_reported_and_check_writes_nothing() {
+    let (_tmp, data) = sample_copy();
+    let dir = tempfile::tempdir().unwrap();
+    // A score that does not parse hides neither the unknown code nor the bad max.
+    rejects(
+        &data,
+        "dept_scores",
+        "row.csv",
+        format!("{SCORES_HEADER}2024,999,D1101,good,0\n").as_bytes(),
+        &[
+            "row 2, column score, value \"good\": must be a score, a number",
+            "row 2, column max_score, value \"0.00\": max_score must be greater than 0",
+            "row 2, column dept_code, value \"999\": unknown dept_code",
+        ],
+    );
+    // Allowed values are listed with their Chinese words.
+    rejects(
+        &data,
+        "projects",
+        "book.csv",
+        "year,project_code,project_name,dept_code,budget_book,kind,budget_amount,has_targets,targets_disclosed\n2023,PX1,新项目,101,专项,project,10,true,true\n".as_bytes(),
+        &["value \"专项\": must be one of general (一般公共预算), gov_fund (政府性基金预算)"],
+    );
+
+    // --check: every check, the warehouse's too, and nothing written.
+    let before = version(&data, "dept_scores");
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, format!("{SCORES_HEADER}2024,101,D1101,4,5\n")).unwrap();
+    let out = run(
+        &data,
+        &["ingest", "dept_scores", good.to_str().unwrap(), "--check"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "dept_scores: 1 rows for 2024 pass every check against version {before}; nothing was written (--check)"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let stored = dir.path().join("stored.csv");
+    std::fs::write(&stored, format!("{SCORES_HEADER}2023,101,D1101,4,5\n")).unwrap();
+    let out = run(
+        &data,
+        &["ingest", "dept_scores", stored.to_str().unwrap(), "--check"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the warehouse already holds this row"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(version(&data, "dept_scores"), before);
+}
+
+#[test]
+fn a_directory_is_one_ingest_and_one_commit() {
+    let (_tmp, data) = sample_copy();
+    let dir = tempfile::tempdir().unwrap();
+    // One CSV per year.
+    let years = dir.path().join("years");
+    std::fs::create_dir(&years).unwrap();
+    for (year, score) in [(2024, 4), (2025, 3)] {
+        std::fs::write(
+            years.join(format!("{year}.csv")),
+            format!("{SCORES_HEADER}{year},101,D1101,{score},5\n{year},101,D1102,{score},5\n"),
+        )
+        .unwrap();
+    }
+    let before = version(&data, "dept_scores");
+    let out = run(&data, &["ingest", "dept_scores", years.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("appended 4 rows for 2024–2025"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(version(&data, "dept_scores"), before + 1);
+
+    // A problem in one file of the directory names that file, and nothing lands.
+    std::fs::write(
+        years.join("2026.csv"),
+        format!("{SCORES_HEADER}2026,101,D1101,7,5\n"),
+    )
+    .unwrap();
+    std::fs::remove_file(years.join("2024.csv")).unwrap();
+    std::fs::remove_file(years.join("2025.csv")).unwrap();
+    std::fs::write(
+        years.join("2027.csv"),
+        format!("{SCORES_HEADER}2027,101,D1101,4,5\n2027,101,D1101,4,5\n"),
+    )
+    .unwrap();
+    let out = run(&data, &["ingest", "dept_scores", years.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("2026.csv row 2, column score"), "{err}");
+    assert!(
+        err.contains("2027.csv row 3") && err.contains("the same key is on row 2"),
+        "{err}"
+    );
+    assert_eq!(version(&data, "dept_scores"), before + 1);
+
+    // A hive-partitioned Parquet export (the year only in the directory names) loads
+    // into an empty warehouse table by table.
+    let export = dir.path().join("export");
+    let out = run(
+        &data,
+        &["export", "--format", "parquet", export.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let fresh = dir.path().join("fresh");
+    let out = run(&fresh, &["init", fresh.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for table in [
+        "departments",
+        "indicators",
+        "dept_scores",
+        "unit_budgets",
+        "projects",
+        "exante_reviews",
+        "evaluations",
+        "project_scores",
+    ] {
+        let out = run(
+            &fresh,
+            &["ingest", table, export.join(table).to_str().unwrap()],
+        );
+        assert!(out.status.success(), "{table}: {}", stderr(&out));
+        let sql = format!("SELECT count(*) FROM {table}");
+        assert_eq!(scalar(&fresh, &sql), scalar(&data, &sql), "{table}");
+    }
+    assert_eq!(
+        scalar(
+            &fresh,
+            "SELECT sum(score) FROM dept_scores WHERE year = 2023"
+        ),
+        scalar(
+            &data,
+            "SELECT sum(score) FROM dept_scores WHERE year = 2023"
+        )
+    );
 }

@@ -62,10 +62,12 @@ async fn load(warehouse: &Warehouse, dir: &Path, table: &str, csv: &str, mode: W
         warehouse,
         IngestRequest {
             table,
-            file: &file,
+            files: &[file.clone()],
             mode,
             sheet: None,
             progress: false,
+            check_only: false,
+            strict: false,
         },
     )
     .await

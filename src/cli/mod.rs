@@ -146,14 +146,22 @@ pub struct QueryArgs {
 pub struct IngestArgs {
     /// Table to load into
     pub table: String,
-    /// CSV (UTF-8 or GBK), XLSX or Parquet file
-    pub file: PathBuf,
+    /// CSV (UTF-8 or GBK; comma, semicolon, tab or bar separated), XLSX or Parquet
+    /// files, or directories of them (a hive-partitioned export): one commit for all
+    #[arg(required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
     /// append adds rows; replace-year replaces the years present in the file
     #[arg(long, value_enum, default_value_t = WriteMode::Append)]
     pub mode: WriteMode,
     /// XLSX sheet to read [default: the first]
     #[arg(long)]
     pub sheet: Option<String>,
+    /// Check everything, against the warehouse too, and write nothing
+    #[arg(long)]
+    pub check: bool,
+    /// Refuse columns the table does not have [default: ignore them with a notice]
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// `kpidb serve` settings; each overrides the `[server]` table of kpidb.toml.
@@ -364,13 +372,22 @@ pub async fn run(cli: Cli) -> Result<()> {
                 &warehouse,
                 IngestRequest {
                     table: &args.table,
-                    file: &args.file,
+                    files: &args.files,
                     mode: args.mode,
                     sheet: args.sheet.as_deref(),
                     progress: std::io::stderr().is_terminal(),
+                    check_only: args.check,
+                    strict: args.strict,
                 },
             )
             .await?;
+            if !summary.ignored.is_empty() {
+                eprintln!(
+                    "notice: ignored column(s) {} that {} does not have (--strict refuses them)",
+                    summary.ignored.join(", "),
+                    summary.table
+                );
+            }
             println!("{summary}");
             Ok(())
         }

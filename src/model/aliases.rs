@@ -80,3 +80,23 @@ pub fn canonical_value<'a>(column: &str, text: &'a str) -> &'a str {
         .map(|(_, _, value)| *value)
         .unwrap_or(text)
 }
+
+/// The allowed values of `column` as a message lists them, each with its Chinese
+/// words: `general (一般公共预算), gov_fund (政府性基金预算), …`.
+pub fn allowed_list(column: &str, allowed: &[&str]) -> String {
+    allowed
+        .iter()
+        .map(|value| {
+            let words: Vec<&str> = VALUE_ALIASES
+                .iter()
+                .filter(|(c, _, v)| *c == column && v == value)
+                .map(|(_, alias, _)| *alias)
+                .collect();
+            match words.as_slice() {
+                [] => value.to_string(),
+                words => format!("{value} ({})", words.join("/")),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

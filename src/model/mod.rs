@@ -34,6 +34,14 @@ impl Kind {
         }
     }
 
+    /// Precision and scale of a decimal kind.
+    pub fn precision_scale(self) -> (u8, i8) {
+        match self.data_type() {
+            DataType::Decimal128(p, s) => (p, s),
+            _ => (0, 0),
+        }
+    }
+
     /// The largest absolute value (in hundredths) a decimal kind can hold.
     pub fn decimal_limit(self) -> Option<i128> {
         match self {
@@ -81,6 +89,42 @@ const fn one_of(name: &'static str, allowed: &'static [&'static str]) -> Column 
     }
 }
 
+/// A rule on one row beyond what its columns' kinds, `required` and `allowed` say.
+/// Every column named `year` must lie in 1949..=2100 and every money column must not
+/// be negative; those need no entry here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowRule {
+    /// `dept_code` differs from `parent_code`: a department is not its own parent.
+    NotOwnParent,
+    /// `max_score` > 0 and 0 ≤ `score` ≤ `max_score`.
+    ScoreWithinMax,
+    /// `approved_amount` ≤ `requested_amount`, and the amounts each `conclusion` implies.
+    ReviewAmounts,
+    /// `total_score` between 0 and 100, `suggestions` not negative.
+    EvaluationRanges,
+}
+
+/// A rule that needs what the warehouse already holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredRule {
+    /// `dept_code` is a dept_code in departments.
+    DepartmentExists,
+    /// `parent_code` is a dept_code in departments or in the same input.
+    ParentExists,
+    /// `indicator_code` is in indicators, in this framework.
+    IndicatorExists(&'static str),
+    /// (`year`, `project_code`) is in projects.
+    ProjectExists,
+    /// A project's indicator scores add up to its finance_evaluation total_score.
+    ScoresAddUpToEvaluation,
+    /// A finance_evaluation total_score equals the project's stored indicator scores.
+    EvaluationMatchesScores,
+    /// Replacing a year keeps every project that other tables of that year refer to.
+    KeepsReferencedProjects,
+    /// Replacing the table keeps every code (its key) that these tables refer to.
+    KeepsReferencedCodes(&'static [&'static str]),
+}
+
 #[derive(Debug)]
 pub struct TableDef {
     pub name: &'static str,
@@ -88,6 +132,8 @@ pub struct TableDef {
     pub columns: &'static [Column],
     /// Columns that identify a row; unique within the table.
     pub key: &'static [&'static str],
+    pub row_rules: &'static [RowRule],
+    pub stored_rules: &'static [StoredRule],
 }
 
 impl TableDef {
@@ -102,6 +148,17 @@ impl TableDef {
 
     pub fn column(&self, name: &str) -> &Column {
         &self.columns[self.column_index(name).expect("column is in the model")]
+    }
+
+    /// The schema with every column nullable: the shape of rows still being checked,
+    /// where a cell that did not parse is NULL.
+    pub fn loose_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(c.name, c.kind.data_type(), true))
+                .collect::<Vec<_>>(),
+        ))
     }
 
     pub fn schema(&self) -> SchemaRef {
@@ -136,6 +193,11 @@ pub static DEPARTMENTS: TableDef = TableDef {
         opt("sector", Kind::Text),
     ],
     key: &["dept_code"],
+    row_rules: &[RowRule::NotOwnParent],
+    stored_rules: &[
+        StoredRule::ParentExists,
+        StoredRule::KeepsReferencedCodes(&["dept_scores", "unit_budgets", "projects"]),
+    ],
 };
 
 pub static INDICATORS: TableDef = TableDef {
@@ -150,6 +212,11 @@ pub static INDICATORS: TableDef = TableDef {
         one_of("direction", DIRECTIONS),
     ],
     key: &["indicator_code"],
+    row_rules: &[],
+    stored_rules: &[StoredRule::KeepsReferencedCodes(&[
+        "dept_scores",
+        "project_scores",
+    ])],
 };
 
 pub static DEPT_SCORES: TableDef = TableDef {
@@ -163,6 +230,11 @@ pub static DEPT_SCORES: TableDef = TableDef {
         col("max_score", Kind::Score),
     ],
     key: &["year", "dept_code", "indicator_code"],
+    row_rules: &[RowRule::ScoreWithinMax],
+    stored_rules: &[
+        StoredRule::DepartmentExists,
+        StoredRule::IndicatorExists("dept"),
+    ],
 };
 
 pub static UNIT_BUDGETS: TableDef = TableDef {
@@ -176,6 +248,8 @@ pub static UNIT_BUDGETS: TableDef = TableDef {
         col("targets_reviewed", Kind::Bool),
     ],
     key: &["year", "dept_code"],
+    row_rules: &[],
+    stored_rules: &[StoredRule::DepartmentExists],
 };
 
 pub static PROJECTS: TableDef = TableDef {
@@ -193,6 +267,11 @@ pub static PROJECTS: TableDef = TableDef {
         col("targets_disclosed", Kind::Bool),
     ],
     key: &["year", "project_code"],
+    row_rules: &[],
+    stored_rules: &[
+        StoredRule::DepartmentExists,
+        StoredRule::KeepsReferencedProjects,
+    ],
 };
 
 pub static EXANTE_REVIEWS: TableDef = TableDef {
@@ -206,6 +285,8 @@ pub static EXANTE_REVIEWS: TableDef = TableDef {
         one_of("conclusion", CONCLUSIONS),
     ],
     key: &["year", "project_code"],
+    row_rules: &[RowRule::ReviewAmounts],
+    stored_rules: &[StoredRule::ProjectExists],
 };
 
 pub static EVALUATIONS: TableDef = TableDef {
@@ -219,6 +300,11 @@ pub static EVALUATIONS: TableDef = TableDef {
         opt("suggestions", Kind::Int),
     ],
     key: &["year", "project_code", "eval_kind"],
+    row_rules: &[RowRule::EvaluationRanges],
+    stored_rules: &[
+        StoredRule::ProjectExists,
+        StoredRule::EvaluationMatchesScores,
+    ],
 };
 
 pub static PROJECT_SCORES: TableDef = TableDef {
@@ -232,6 +318,12 @@ pub static PROJECT_SCORES: TableDef = TableDef {
         col("max_score", Kind::Score),
     ],
     key: &["year", "project_code", "indicator_code"],
+    row_rules: &[RowRule::ScoreWithinMax],
+    stored_rules: &[
+        StoredRule::ProjectExists,
+        StoredRule::IndicatorExists("project"),
+        StoredRule::ScoresAddUpToEvaluation,
+    ],
 };
 
 /// Every table of the warehouse, in dependency order: a table only refers to tables

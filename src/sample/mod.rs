@@ -82,7 +82,7 @@ impl Default for SampleOptions {
 }
 
 impl SampleOptions {
-    /// The options of a named scale: `city` (the sample), `1m` / `province`, `10m`,
+    /// The options of a named scale: `city` (the sample), `1m` / `province`, `10m`, `50m`,
     /// `100m` / `national`, for dept_scores of about that many rows; the other tables
     /// grow with the departments.
     pub fn scale(name: &str) -> Option<Self> {
@@ -93,6 +93,8 @@ impl SampleOptions {
             "1m" | "province" => (3_334, 2019, 4),
             // 6,667 departments × 150 indicators × 10 years.
             "10m" => (6_667, 2014, 10),
+            // 33,334 departments × 150 indicators × 10 years.
+            "50m" => (33_334, 2014, 10),
             // 66,667 departments × 150 indicators × 10 years.
             "100m" | "national" => (66_667, 2014, 10),
             _ => return None,
@@ -105,7 +107,7 @@ impl SampleOptions {
         })
     }
 
-    pub const SCALES: &'static str = "city, 1m (province), 10m, 100m (national)";
+    pub const SCALES: &'static str = "city, 1m (province), 10m, 50m, 100m (national)";
 }
 
 /// Up to this many departments × indicator copies, dept_scores are generated up
@@ -726,7 +728,7 @@ pub async fn write(
     let mut sample = generate(opts)?;
     for (def, rows) in &sample.tables {
         let mut problems = Problems::new(&format!("sample {}", def.name), def);
-        check_rows(def, rows, &mut problems);
+        check_rows(def, rows, &mut problems)?;
         problems.into_result()?;
     }
     let warehouse = Warehouse::create_dir(out)?;

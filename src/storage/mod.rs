@@ -5,11 +5,13 @@
 mod as_of;
 mod files;
 mod live;
+mod staged;
 mod unavailable;
 
 pub use as_of::AsOf;
 pub use files::{DataFile, DeltaSnapshotTable, TableFiles};
 pub use live::{LiveTable, Snapshot};
+pub use staged::{CommitLock, Committed, Staged, StagedWrite};
 pub use unavailable::UnavailableTable;
 
 use std::collections::BTreeMap;
@@ -37,6 +39,9 @@ pub enum WriteMode {
     Append,
     /// Replace every stored row of the years present in the input, in one commit.
     ReplaceYear,
+    /// Replace every stored row of the table (departments, indicators), in one
+    /// commit; rows other tables refer to must stay.
+    Replace,
 }
 
 /// One entry of a table's history.
@@ -214,6 +219,7 @@ impl Warehouse {
         }
         write = match mode {
             WriteMode::Append => write.with_save_mode(SaveMode::Append),
+            WriteMode::Replace => write.with_save_mode(SaveMode::Overwrite),
             WriteMode::ReplaceYear => {
                 if !def.partitioned() {
                     return Err(Error::usage(format!(
@@ -311,6 +317,7 @@ fn mode_name(mode: WriteMode) -> &'static str {
     match mode {
         WriteMode::Append => "append",
         WriteMode::ReplaceYear => "replace-year",
+        WriteMode::Replace => "replace",
     }
 }
 
