@@ -43,8 +43,14 @@ impl Gathered {
             self.first = Some(file.clone());
         }
         if let Some(i) = def.column_index("year") {
-            let years = ints(batch.column(i));
-            self.years.extend(years.iter().flatten());
+            // Years come in runs: insert each run once.
+            let mut last = None;
+            for year in ints(batch.column(i)).iter().flatten() {
+                if last != Some(year) {
+                    self.years.insert(year);
+                    last = Some(year);
+                }
+            }
         }
         for rule in def.stored_rules {
             match rule {
