@@ -69,6 +69,20 @@ fn every_engine_agrees_on_every_question_at_city_size() {
             );
         }
     }
+    // The ingest table: dept_scores from CSV and from Parquet, each with its peak RSS.
+    let ingest = &results["ingest"]["city"];
+    assert!(
+        ingest["dept_scores_rows"].as_u64().unwrap() > 1000,
+        "{ingest}"
+    );
+    for kind in ["csv", "parquet"] {
+        assert!(ingest["kpidb"][kind]["rows_per_s"].is_number(), "{ingest}");
+        assert!(
+            ingest["kpidb"][kind]["peak_rss_kib"].is_number(),
+            "{ingest}"
+        );
+    }
     let markdown = std::fs::read_to_string(work.path().join("results.md")).unwrap();
+    assert!(markdown.contains("Parquet / DuckDB"), "{markdown}");
     assert!(markdown.contains("kpidb / DuckDB"), "{markdown}");
 }

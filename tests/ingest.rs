@@ -844,3 +844,78 @@ fn a_directory_is_one_ingest_and_one_commit() {
         )
     );
 }
+
+#[test]
+fn replacing_a_whole_table_keeps_what_other_tables_refer_to() {
+    let (_tmp, data) = sample_copy();
+    let dir = tempfile::tempdir().unwrap();
+    let current = stdout(&run(
+        &data,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "SELECT * FROM departments ORDER BY dept_code",
+        ],
+    ));
+    let rows = current.lines().count() - 1;
+    // The same departments, one renamed: replaced in one commit.
+    let renamed = current.replacen(",市", ",新市", 1);
+    assert_ne!(renamed, current, "a department name to change");
+    let file = dir.path().join("departments.csv");
+    std::fs::write(&file, &renamed).unwrap();
+    let before = version(&data, "departments");
+    let out = run(
+        &data,
+        &[
+            "ingest",
+            "departments",
+            file.to_str().unwrap(),
+            "--mode",
+            "replace",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "departments: replaced the table with {rows} rows; table is now at version {}; stored rows replaced: {rows}",
+            before + 1
+        )),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        scalar(
+            &data,
+            "SELECT count(*) FROM departments WHERE dept_name LIKE '新市%'"
+        ),
+        "1"
+    );
+    // Without department 101, which scores, budgets and projects refer to: refused.
+    let without: String = renamed
+        .lines()
+        .filter(|l| !l.starts_with("101,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let file = dir.path().join("without.csv");
+    std::fs::write(&file, without).unwrap();
+    let before = version(&data, "departments");
+    let out = run(
+        &data,
+        &[
+            "ingest",
+            "departments",
+            file.to_str().unwrap(),
+            "--mode",
+            "replace",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("value \"101\": replacing departments would drop this code, which dept_scores still refers to")
+            && err.contains("unknown parent_code: not a dept_code in departments or this file"),
+        "{err}"
+    );
+    assert_eq!(version(&data, "departments"), before);
+}

@@ -234,10 +234,20 @@ pub async fn ingest(warehouse: &Warehouse, request: IngestRequest<'_>) -> Result
             .map(|i| i.name.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        match ready
+        let committed = ready
             .commit(warehouse, def, version, request.mode, &years, &source)
-            .await?
-        {
+            .await;
+        let committed = match committed {
+            Ok(committed) => committed,
+            Err(e) => {
+                if let Some(staged) = staged.take() {
+                    staged.discard().await;
+                }
+                bar.finish();
+                return Err(e);
+            }
+        };
+        match committed {
             Some(committed) => {
                 bar.phase("updating rollups");
                 // The commit stands whatever happens here: a rollup left behind is

@@ -202,75 +202,66 @@ pub fn open(
     sheet: Option<&str>,
     strict: bool,
 ) -> Result<Opened> {
-    match input.format {
-        Format::Csv => {
-            let (start, blocks) = csv_input::open(&input.path, &input.name, def)?;
-            let file = FileRef::new(&input.name, order);
-            let (layout, header) =
-                Layout::new(def, &start.headers, start.header_line, strict, &file);
-            Ok(Opened {
-                meta: Arc::new(Meta {
-                    file,
-                    layout,
-                    year: input.year,
-                    delimiter: start.delimiter,
-                    size: input.size,
-                    rows: 0,
-                }),
-                header,
-                pieces: Box::new(blocks.map(|b| b.map(Piece::Csv))) as Pieces,
-            })
-        }
-        Format::Xlsx => {
-            let bytes = std::fs::read(&input.path).map_err(|e| Error::io(&input.path, e))?;
-            let sheet = xlsx::read(&input.name, bytes, sheet, def)?;
-            let file = FileRef::new(&sheet.name, order);
-            let (layout, header) =
-                Layout::new(def, &sheet.headers, sheet.header_line, strict, &file);
-            let rows = sheet.rows.len();
-            let mut all = sheet.rows.into_iter();
-            let pieces = std::iter::from_fn(move || {
-                let piece: Vec<_> = all.by_ref().take(SHEET_PIECE_ROWS).collect();
-                (!piece.is_empty()).then_some(Ok(Piece::Rows(piece)))
-            });
-            Ok(Opened {
-                meta: Arc::new(Meta {
-                    file,
-                    layout,
-                    year: input.year,
-                    delimiter: b',',
-                    size: input.size,
-                    rows,
-                }),
-                header,
-                pieces: Box::new(pieces),
-            })
-        }
-        Format::Parquet => {
-            let (headers, reader) = parquet::open(&input.path, &input.name)?;
-            let rows = reader_rows(&input.path);
-            let file = FileRef::new(&input.name, order);
-            let (layout, mut header) = Layout::new(def, &headers, 1, strict, &file);
-            if input.year.is_some() {
-                // A hive-partitioned file's year is its directory's.
-                header.problems.retain(|p| {
-                    !(p.column == "year" && p.rule.starts_with("required column is missing"))
-                });
+    let (name, headers, header_line, delimiter, rows, pieces): (_, _, _, _, _, Pieces) =
+        match input.format {
+            Format::Csv => {
+                let (start, blocks) = csv_input::open(&input.path, &input.name, def)?;
+                let pieces = Box::new(blocks.map(|b| b.map(Piece::Csv)));
+                let header = (start.headers, start.header_line);
+                (
+                    input.name.clone(),
+                    header.0,
+                    header.1,
+                    start.delimiter,
+                    0,
+                    pieces,
+                )
             }
-            Ok(Opened {
-                meta: Arc::new(Meta {
-                    file: file.clone(),
-                    layout,
-                    year: input.year,
-                    delimiter: b',',
-                    size: input.size,
+            Format::Xlsx => {
+                let bytes = std::fs::read(&input.path).map_err(|e| Error::io(&input.path, e))?;
+                let sheet = xlsx::read(&input.name, bytes, sheet, def)?;
+                let rows = sheet.rows.len();
+                let mut all = sheet.rows.into_iter();
+                let pieces = Box::new(std::iter::from_fn(move || {
+                    let piece: Vec<_> = all.by_ref().take(SHEET_PIECE_ROWS).collect();
+                    (!piece.is_empty()).then_some(Ok(Piece::Rows(piece)))
+                }));
+                (
+                    sheet.name,
+                    sheet.headers,
+                    sheet.header_line,
+                    b',',
                     rows,
-                }),
-                header,
-                pieces: Box::new(batches(reader, file.name.to_string())),
-            })
-        }
+                    pieces,
+                )
+            }
+            Format::Parquet => {
+                let (headers, reader) = parquet::open(&input.path, &input.name)?;
+                let rows = reader_rows(&input.path);
+                let pieces = Box::new(batches(reader, input.name.clone()));
+                (input.name.clone(), headers, 1, b',', rows, pieces)
+            }
+        };
+    let file = FileRef::new(&name, order);
+    let (layout, mut header) = Layout::new(def, &headers, header_line, strict, &file);
+    if input.year.is_some() {
+        // A hive-partitioned file's year is its directory's.
+        header
+            .problems
+            .retain(|p| !(p.column == "year" && p.rule.starts_with("required column is missing")));
     }
+    Ok(Opened {
+        meta: Arc::new(Meta {
+            file,
+            layout,
+            year: input.year,
+            delimiter,
+            size: input.size,
+            rows,
+        }),
+        header,
+        pieces,
+    })
 }
 
 fn reader_rows(path: &Path) -> usize {
@@ -289,10 +280,9 @@ fn batches(reader: ParquetRecordBatchReader, name: String) -> impl Iterator<Item
     reader.map(move |batch| {
         let batch =
             batch.map_err(|e| Error::input(&name, format!("not a readable Parquet file: {e}")))?;
+        let rows = batch.num_rows();
         let piece = Piece::Batch { first_row, batch };
-        if let Piece::Batch { batch, .. } = &piece {
-            first_row += batch.num_rows();
-        }
+        first_row += rows;
         Ok(piece)
     })
 }

@@ -189,28 +189,6 @@ async fn build(
     pin: AsOf,
 ) -> Result<()> {
     let engine = Engine::open_raw(warehouse.clone(), pin).await?;
-    let filter = match years {
-        Some(years) => format!(
-            "WHERE s.year IN ({})",
-            years
-                .iter()
-                .map(|y| y.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        None => String::new(),
-    };
-    let frame = engine.sql(&def.sql.replace("{where}", &filter)).await?;
-    let schema = plain_schema(frame.schema().inner());
-    let mut batches = frame
-        .collect()
-        .await?
-        .iter()
-        .map(|b| plain_batch(b, &schema))
-        .collect::<Result<Vec<_>>>()?;
-    if batches.is_empty() {
-        batches.push(RecordBatch::new_empty(schema.clone()));
-    }
     let versions = engine.versions();
     let mut sources = Sources::new();
     for source in def.sources {
@@ -219,35 +197,76 @@ async fn build(
             None => return Ok(()), // a source that cannot be read has nothing to summarise
         };
     }
-
-    let url = url(warehouse, def)?;
-    let table = if exists(warehouse, def) {
-        deltalake::open_table(url).await?
-    } else {
-        let dir = dir(warehouse, def);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        DeltaTable::try_from_url(url).await?
+    // A year at a time, so memory holds one year's groups however many years there
+    // are. Every commit but the last records no sources: a reader never takes a
+    // rollup half built for one (it reads the raw tables until the last commit).
+    let all = years.is_none();
+    let years: Vec<Option<i32>> = match years {
+        Some(years) => years.iter().copied().map(Some).collect(),
+        None => {
+            let mut found = Vec::new();
+            let sql = "SELECT DISTINCT year FROM dept_scores ORDER BY year";
+            for batch in engine.query(sql).await? {
+                let column = cast(batch.column(0), &DataType::Int32)?;
+                let column = column
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::Int32Array>()
+                    .expect("cast to Int32");
+                found.extend(column.iter().flatten().map(Some));
+            }
+            if found.is_empty() {
+                vec![None]
+            } else {
+                found
+            }
+        }
     };
-    let properties = CommitProperties::default().with_metadata([
-        (
-            "kpidb.sources".to_string(),
-            serde_json::json!(format_sources(&sources)),
-        ),
-        ("kpidb.mode".to_string(), serde_json::json!("rollup")),
-    ]);
-    let mut write = table
-        .write(batches)
-        .with_table_name(def.name)
-        .with_description(def.description)
-        .with_partition_columns(["year"])
-        .with_save_mode(SaveMode::Overwrite)
-        .with_writer_properties(crate::storage::writer_properties())
-        .with_commit_properties(properties);
-    if let Some(years) = years {
-        let years = years.iter().map(|y| lit(*y)).collect();
-        write = write.with_replace_where(col("year").in_list(years, false));
+    for (i, year) in years.iter().enumerate() {
+        let filter = match year {
+            Some(year) => format!("WHERE s.year = {year}"),
+            None => "WHERE false".to_string(),
+        };
+        let frame = engine.sql(&def.sql.replace("{where}", &filter)).await?;
+        let schema = plain_schema(frame.schema().inner());
+        let mut batches = frame
+            .collect()
+            .await?
+            .iter()
+            .map(|b| plain_batch(b, &schema))
+            .collect::<Result<Vec<_>>>()?;
+        if batches.is_empty() {
+            batches.push(RecordBatch::new_empty(schema.clone()));
+        }
+        let recorded = match i + 1 == years.len() {
+            true => format_sources(&sources),
+            false => String::new(),
+        };
+        let url = url(warehouse, def)?;
+        let table = if exists(warehouse, def) {
+            deltalake::open_table(url).await?
+        } else {
+            let dir = dir(warehouse, def);
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            DeltaTable::try_from_url(url).await?
+        };
+        let properties = CommitProperties::default().with_metadata([
+            ("kpidb.sources".to_string(), serde_json::json!(recorded)),
+            ("kpidb.mode".to_string(), serde_json::json!("rollup")),
+        ]);
+        let mut write = table
+            .write(batches)
+            .with_table_name(def.name)
+            .with_description(def.description)
+            .with_partition_columns(["year"])
+            .with_save_mode(SaveMode::Overwrite)
+            .with_writer_properties(crate::storage::writer_properties())
+            .with_commit_properties(properties);
+        // A full rebuild's first commit replaces everything; every other, its year.
+        if let (Some(year), false) = (year, all && i == 0) {
+            write = write.with_replace_where(col("year").eq(lit(*year)));
+        }
+        write.await?;
     }
-    write.await?;
     Ok(())
 }
 
