@@ -62,7 +62,7 @@ async fn load(warehouse: &Warehouse, dir: &Path, table: &str, csv: &str, mode: W
         warehouse,
         IngestRequest {
             table,
-            files: &[file.clone()],
+            files: std::slice::from_ref(&file),
             mode,
             sheet: None,
             progress: false,

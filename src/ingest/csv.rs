@@ -214,7 +214,7 @@ impl Iterator for CsvBlocks {
                             format!(
                                 "line {}: a quoted field runs on for more than {} MB; is a closing quote missing?",
                                 self.line,
-                                8 * BLOCK_BYTES >> 20
+                                (8 * BLOCK_BYTES) >> 20
                             ),
                         )))
                     }

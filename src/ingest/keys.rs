@@ -98,12 +98,12 @@ impl KeyCodec {
             columns.push(i);
         }
         let own = parts.iter().filter(|p| matches!(p, Part::Own(_))).count() as u32;
-        if own > 0 {
-            let fixed = parts
-                .iter()
-                .filter(|p| !matches!(p, Part::Own(_)))
-                .fold(1u64, |space, part| space.saturating_mul(part.radix()));
-            let bits = ((u64::MAX / fixed).ilog2() / own).min(32);
+        let fixed = parts
+            .iter()
+            .filter(|p| !matches!(p, Part::Own(_)))
+            .fold(1u64, |space, part| space.saturating_mul(part.radix()));
+        if let Some(bits) = (u64::MAX / fixed).ilog2().checked_div(own) {
+            let bits = bits.min(32);
             for part in &mut parts {
                 if let Part::Own(radix) = part {
                     *radix = 1 << bits;

@@ -32,12 +32,12 @@ pub fn check(
     for (i, column) in def.columns.iter().enumerate() {
         if let Some(allowed) = column.allowed {
             let values = strings(batch.column(i));
-            for row in 0..values.len() {
-                if values.is_valid(row) && !allowed.contains(&values.value(row)) {
+            for (value, line) in values.iter().zip(lines) {
+                if let Some(value) = value.filter(|v| !allowed.contains(v)) {
                     problems.push(file.problem(
-                        lines[row],
+                        *line,
                         column.name,
-                        values.value(row),
+                        value,
                         format!("must be one of {}", allowed_list(column.name, allowed)),
                     ));
                 }

@@ -188,7 +188,7 @@ impl Staged {
             .await;
         match result {
             Ok(done) => Ok(Some(Committed {
-                version: done.version() as u64,
+                version: done.version(),
                 replaced,
             })),
             Err(deltalake::DeltaTableError::VersionAlreadyExists(_)) => Ok(None),
