@@ -566,7 +566,8 @@ impl Progress {
         self.bar.inc(bytes);
         let seconds = self.started.elapsed().as_secs_f64().max(0.001);
         self.bar.set_message(format!(
-            "{rows} rows, {:.2}M rows/s",
+            "{} rows, {:.2}M rows/s",
+            indicatif::HumanCount(rows as u64),
             rows as f64 / seconds / 1e6
         ));
     }
