@@ -919,3 +919,55 @@ fn replacing_a_whole_table_keeps_what_other_tables_refer_to() {
     );
     assert_eq!(version(&data, "departments"), before);
 }
+
+#[test]
+fn row_numbers_stay_exact_across_blocks_quoted_newlines_and_blank_lines() {
+    let (_tmp, data) = sample_copy();
+    let dir = tempfile::tempdir().unwrap();
+    // More than one 8 MB block of departments whose names hold a quoted line break,
+    // with blank lines between; the last row breaks a rule.
+    let mut csv = String::from("dept_code,dept_name,parent_code,sector\n");
+    let mut line = 1;
+    let rows = 400_000;
+    for i in 0..rows {
+        if i % 1000 == 999 {
+            csv.push('\n');
+            line += 1;
+        }
+        let code = format!("9{i:07}");
+        let parent = if i == rows - 1 {
+            code.clone()
+        } else {
+            String::new()
+        };
+        csv.push_str(&format!("{code},\"新部门\n第{i}号\",{parent},综合\n"));
+        line += 2;
+    }
+    assert!(
+        csv.len() > 9 << 20,
+        "the file spans blocks: {} bytes",
+        csv.len()
+    );
+    let bad_line = line - 1;
+    rejects(
+        &data,
+        "departments",
+        "many.csv",
+        csv.as_bytes(),
+        &[
+            "many.csv: 1 problem found",
+            &format!(
+                "many.csv row {bad_line}, column parent_code, value \"9{:07}\": a department cannot be its own parent",
+                rows - 1
+            ),
+        ],
+    );
+    // Windows line ends, a title row and a blank line above the header.
+    rejects(
+        &data,
+        "departments",
+        "crlf.csv",
+        "部门名单,,,\r\n\r\ndept_code,dept_name,parent_code,sector\r\n901,甲,,x\r\n\r\n902,乙,902,x\r\n".as_bytes(),
+        &["crlf.csv row 6, column parent_code, value \"902\": a department cannot be its own parent"],
+    );
+}

@@ -87,7 +87,9 @@ pub fn open(path: &Path, name: &str, def: &TableDef) -> Result<(CsvStart, CsvBlo
             }
             let cells: Vec<String> = record.iter().map(str::to_string).collect();
             let known = Layout::known_columns(def, &cells);
-            let line = record.position().map_or(1, |p| p.line() as usize);
+            let line = record
+                .position()
+                .map_or(1, |p| start_line(head.as_bytes(), p));
             let end = reader.position().byte() as usize;
             if known > best.as_ref().map_or(0, |b| b.0) {
                 best = Some((known, delimiter, line, cells, end));
@@ -119,7 +121,9 @@ pub fn open(path: &Path, name: &str, def: &TableDef) -> Result<(CsvStart, CsvBlo
                     ))
                 }
             }
-            let line = record.position().map_or(1, |p| p.line() as usize);
+            let line = record
+                .position()
+                .map_or(1, |p| start_line(head.as_bytes(), p));
             let end = reader.position().byte() as usize;
             (
                 preferred,
@@ -279,7 +283,7 @@ pub fn type_block(
         }
         let line = record
             .position()
-            .map_or(0, |p| p.line() as usize + block.first_line - 1);
+            .map_or(0, |p| start_line(text.as_bytes(), p) + block.first_line - 1);
         if record.iter().all(|c| c.iter().all(u8::is_ascii_whitespace)) {
             continue;
         }
@@ -288,6 +292,20 @@ pub fn type_block(
         columns.push(line, record.len(), cell, problems);
     }
     columns.finish()
+}
+
+/// The line a record starts on. The reader places a record where it began reading
+/// it, before the blank lines (and the `\n` of a `\r\n`) it skipped on the way.
+fn start_line(text: &[u8], position: &csv::Position) -> usize {
+    let mut line = position.line() as usize;
+    for byte in text.iter().skip(position.byte() as usize) {
+        match byte {
+            b'\n' => line += 1,
+            b'\r' => {}
+            _ => break,
+        }
+    }
+    line
 }
 
 /// UTF-8 if the bytes are valid UTF-8, otherwise GB18030, the superset of GBK that
