@@ -923,7 +923,6 @@ fn replacing_a_whole_table_keeps_what_other_tables_refer_to() {
 #[test]
 fn row_numbers_stay_exact_across_blocks_quoted_newlines_and_blank_lines() {
     let (_tmp, data) = sample_copy();
-    let dir = tempfile::tempdir().unwrap();
     // More than one 8 MB block of departments whose names hold a quoted line break,
     // with blank lines between; the last row breaks a rule.
     let mut csv = String::from("dept_code,dept_name,parent_code,sector\n");

@@ -183,10 +183,7 @@ pub async fn ingest(warehouse: &Warehouse, request: IngestRequest<'_>) -> Result
         let checked = match checked {
             Ok(checked) => checked,
             Err(e) => {
-                if let Some(staged) = staged.take() {
-                    staged.discard().await;
-                }
-                bar.finish();
+                abandon(&mut staged, &bar).await;
                 return Err(e);
             }
         };
@@ -240,10 +237,7 @@ pub async fn ingest(warehouse: &Warehouse, request: IngestRequest<'_>) -> Result
         let committed = match committed {
             Ok(committed) => committed,
             Err(e) => {
-                if let Some(staged) = staged.take() {
-                    staged.discard().await;
-                }
-                bar.finish();
+                abandon(&mut staged, &bar).await;
                 return Err(e);
             }
         };
@@ -273,14 +267,19 @@ pub async fn ingest(warehouse: &Warehouse, request: IngestRequest<'_>) -> Result
             }
         }
     }
-    if let Some(staged) = staged.take() {
-        staged.discard().await;
-    }
-    bar.finish();
+    abandon(&mut staged, &bar).await;
     Err(Error::usage(format!(
         "{}: gave up after {MAX_ATTEMPTS} attempts: the table kept changing while this ingest checked it; nothing was written",
         def.name
     )))
+}
+
+/// Removes the files written for a commit that will not happen.
+async fn abandon(staged: &mut Option<Staged>, bar: &Progress) {
+    if let Some(staged) = staged.take() {
+        staged.discard().await;
+    }
+    bar.finish();
 }
 
 /// The tables `def`'s checks read, and the table itself.
