@@ -180,6 +180,17 @@ pub async fn after_commit(
     Ok(())
 }
 
+/// Scores summarised by one rollup query and commit, at most (a year may be more).
+const GROUP_ROWS: i64 = 12_000_000;
+
+fn year_list(years: &[i32]) -> String {
+    years
+        .iter()
+        .map(|y| y.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Computes `def` from the data `pin` reads (only `years`, when given) and commits it,
 /// recording the source versions the computation read.
 async fn build(
@@ -197,34 +208,60 @@ async fn build(
             None => return Ok(()), // a source that cannot be read has nothing to summarise
         };
     }
-    // A year at a time, so memory holds one year's groups however many years there
-    // are. Every commit but the last records no sources: a reader never takes a
-    // rollup half built for one (it reads the raw tables until the last commit).
+    // A few years at a time (about GROUP_ROWS scores each), so memory holds that many
+    // scores' groups however many years there are. Every commit but the last records
+    // no sources: a reader never takes a rollup half built for one (it reads the raw
+    // tables until the last commit).
     let all = years.is_none();
-    let years: Vec<Option<i32>> = match years {
-        Some(years) => years.iter().copied().map(Some).collect(),
-        None => {
-            let mut found = Vec::new();
-            let sql = "SELECT DISTINCT year FROM dept_scores ORDER BY year";
-            for batch in engine.query(sql).await? {
-                let column = cast(batch.column(0), &DataType::Int32)?;
-                let column = column
-                    .as_any()
-                    .downcast_ref::<datafusion::arrow::array::Int32Array>()
-                    .expect("cast to Int32");
-                found.extend(column.iter().flatten().map(Some));
-            }
-            if found.is_empty() {
-                vec![None]
-            } else {
-                found
-            }
-        }
+    let filter = match years {
+        Some([]) => "WHERE false".to_string(),
+        Some(years) => format!("WHERE year IN ({})", year_list(years)),
+        None => String::new(),
     };
-    for (i, year) in years.iter().enumerate() {
-        let filter = match year {
-            Some(year) => format!("WHERE s.year = {year}"),
-            None => "WHERE false".to_string(),
+    let sql =
+        format!("SELECT year, count(*) FROM dept_scores {filter} GROUP BY year ORDER BY year");
+    let mut counts: Vec<(i32, i64)> = Vec::new();
+    for batch in engine.query(&sql).await? {
+        let years = cast(batch.column(0), &DataType::Int32)?;
+        let years = years
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int32Array>()
+            .expect("cast to Int32");
+        let rows = cast(batch.column(1), &DataType::Int64)?;
+        let rows = rows
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            .expect("cast to Int64");
+        counts.extend(
+            years
+                .iter()
+                .zip(rows.iter())
+                .filter_map(|(y, n)| Some((y?, n?))),
+        );
+    }
+    // Years asked for with no scores left are recomputed too (to nothing).
+    for year in years.unwrap_or(&[]) {
+        if !counts.iter().any(|(y, _)| y == year) {
+            counts.push((*year, 0));
+        }
+    }
+    let mut groups: Vec<Vec<i32>> = Vec::new();
+    let mut in_group = i64::MAX;
+    for (year, rows) in counts {
+        if in_group.saturating_add(rows) > GROUP_ROWS {
+            groups.push(Vec::new());
+            in_group = 0;
+        }
+        in_group += rows;
+        groups.last_mut().expect("a group").push(year);
+    }
+    if groups.is_empty() {
+        groups.push(Vec::new());
+    }
+    for (i, group) in groups.iter().enumerate() {
+        let filter = match group.as_slice() {
+            [] => "WHERE false".to_string(),
+            years => format!("WHERE s.year IN ({})", year_list(years)),
         };
         let frame = engine.sql(&def.sql.replace("{where}", &filter)).await?;
         let schema = plain_schema(frame.schema().inner());
@@ -237,7 +274,7 @@ async fn build(
         if batches.is_empty() {
             batches.push(RecordBatch::new_empty(schema.clone()));
         }
-        let recorded = match i + 1 == years.len() {
+        let recorded = match i + 1 == groups.len() {
             true => format_sources(&sources),
             false => String::new(),
         };
@@ -261,9 +298,10 @@ async fn build(
             .with_save_mode(SaveMode::Overwrite)
             .with_writer_properties(crate::storage::writer_properties())
             .with_commit_properties(properties);
-        // A full rebuild's first commit replaces everything; every other, its year.
-        if let (Some(year), false) = (year, all && i == 0) {
-            write = write.with_replace_where(col("year").eq(lit(*year)));
+        // A full rebuild's first commit replaces everything; every other, its years.
+        if !(all && i == 0) && !group.is_empty() {
+            let years = group.iter().map(|y| lit(*y)).collect();
+            write = write.with_replace_where(col("year").in_list(years, false));
         }
         write.await?;
     }
