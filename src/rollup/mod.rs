@@ -299,7 +299,8 @@ async fn build(
             .with_writer_properties(crate::storage::writer_properties())
             .with_commit_properties(properties);
         // A full rebuild's first commit replaces everything; every other, its years.
-        if !(all && i == 0) && !group.is_empty() {
+        let replaces_all = all && i == 0;
+        if !(replaces_all || group.is_empty()) {
             let years = group.iter().map(|y| lit(*y)).collect();
             write = write.with_replace_where(col("year").in_list(years, false));
         }
