@@ -970,3 +970,37 @@ fn row_numbers_stay_exact_across_blocks_quoted_newlines_and_blank_lines() {
         &["crlf.csv row 6, column parent_code, value \"902\": a department cannot be its own parent"],
     );
 }
+
+#[test]
+fn a_sheet_with_a_title_row_keeps_its_spreadsheet_rows() {
+    let (_tmp, data) = sample_copy();
+    let dir = tempfile::tempdir().unwrap();
+    let xlsx = dir.path().join("titled.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet
+        .write_string(0, 0, "2024年度部门整体绩效评价得分表")
+        .unwrap();
+    sheet
+        .write_row(
+            1,
+            0,
+            ["年度", "部门编码", "指标编码", "得分", "分值", "备注"],
+        )
+        .unwrap();
+    sheet
+        .write_row(2, 0, ["2024", "101", "D1101", "4", "5", "已复核"])
+        .unwrap();
+    sheet
+        .write_row(3, 0, ["2024", "101", "D1102", "6", "5", ""])
+        .unwrap();
+    book.save(&xlsx).unwrap();
+    let bytes = std::fs::read(&xlsx).unwrap();
+    rejects(
+        &data,
+        "dept_scores",
+        "titled.xlsx",
+        &bytes,
+        &["titled.xlsx [Sheet1] row 4, column score, value \"6.00\": score is above its max_score 5.00"],
+    );
+}
