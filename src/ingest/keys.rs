@@ -173,34 +173,41 @@ impl KeyCodec {
     }
 
     /// Fills the [`Part::Own`] ids from `own` (one dictionary per own part), adding
-    /// new codes when `grow`, else leaving codes `own` lacks without an id.
-    pub fn fill_own(
+    /// the codes it lacks.
+    pub fn fill_own(&self, batch: &RecordBatch, ids: &mut [Option<Vec<u32>>], own: &mut [Dict]) {
+        self.fill_own_with(batch, ids, |part, code| own[part].intern(code));
+    }
+
+    /// Fills the [`Part::Own`] ids from `own`, leaving codes it lacks without an id.
+    pub fn look_up_own(&self, batch: &RecordBatch, ids: &mut [Option<Vec<u32>>], own: &[Dict]) {
+        self.fill_own_with(batch, ids, |part, code| own[part].get(code).unwrap_or(NONE));
+    }
+
+    /// `id(own part, code)` for every non-NULL cell of each own part.
+    fn fill_own_with(
         &self,
         batch: &RecordBatch,
         ids: &mut [Option<Vec<u32>>],
-        own: &mut [Dict],
-        grow: bool,
+        mut id: impl FnMut(usize, &str) -> u32,
     ) {
         let mut next = 0;
         for ((&c, part), slot) in self.columns.iter().zip(&self.parts).zip(ids.iter_mut()) {
             let Part::Own(radix) = part else {
                 continue;
             };
-            let dict = &mut own[next];
-            next += 1;
             let texts = strings(batch.column(c));
             *slot = Some(
                 (0..texts.len())
                     .map(|r| match texts.is_valid(r) {
                         false => NONE,
-                        true if grow => dict.intern(texts.value(r)),
-                        true => dict.get(texts.value(r)).unwrap_or(NONE),
+                        true => id(next, texts.value(r)),
                     })
                     // Beyond the radix (hundreds of millions of codes) a key is not
                     // tracked rather than confused with another.
                     .map(|id| if u64::from(id) < *radix { id } else { NONE })
                     .collect(),
             );
+            next += 1;
         }
     }
 
@@ -284,7 +291,7 @@ impl KeyTracker {
     /// The keys of `batch` (part ids from [`KeyCodec::part_ids`], own parts filled
     /// here), recorded as seen.
     pub fn add(&mut self, batch: &RecordBatch, mut ids: Vec<Option<Vec<u32>>>) -> Vec<Option<u64>> {
-        self.codec.fill_own(batch, &mut ids, &mut self.own, true);
+        self.codec.fill_own(batch, &mut ids, &mut self.own);
         let keys = self.codec.combine(&ids, batch.num_rows());
         for key in keys.iter().flatten() {
             if !self.seen.insert(*key) {
@@ -306,8 +313,7 @@ impl KeyTracker {
     /// rows), with the ids the first reading gave; own codes it never met get none.
     pub fn keys_again(&self, batch: &RecordBatch) -> Vec<Option<u64>> {
         let mut ids = self.codec.part_ids(batch);
-        let mut own = self.own.clone();
-        self.codec.fill_own(batch, &mut ids, &mut own, false);
+        self.codec.look_up_own(batch, &mut ids, &self.own);
         self.codec.combine(&ids, batch.num_rows())
     }
 }

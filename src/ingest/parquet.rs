@@ -25,8 +25,8 @@ use crate::{Error, Result};
 
 const BATCH_ROWS: usize = 256 * 1024;
 
-/// Opens `path`; returns its column names and a reader of its batches.
-pub fn open(path: &Path, name: &str) -> Result<(Vec<String>, ParquetRecordBatchReader)> {
+/// Opens `path`; returns its column names, its rows and a reader of its batches.
+pub fn open(path: &Path, name: &str) -> Result<(Vec<String>, usize, ParquetRecordBatchReader)> {
     let unreadable =
         |e: &dyn std::fmt::Display| Error::input(name, format!("not a readable Parquet file: {e}"));
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -40,11 +40,12 @@ pub fn open(path: &Path, name: &str) -> Result<(Vec<String>, ParquetRecordBatchR
     if headers.is_empty() {
         return Err(Error::input(name, "the Parquet file has no columns"));
     }
+    let rows = builder.metadata().file_metadata().num_rows().max(0) as usize;
     let reader = builder
         .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(|e| unreadable(&e))?;
-    Ok((headers, reader))
+    Ok((headers, rows, reader))
 }
 
 /// Types one batch of the file, whose first row is data row `first_row` (1-based).

@@ -236,8 +236,7 @@ pub fn open(
                 )
             }
             Format::Parquet => {
-                let (headers, reader) = parquet::open(&input.path, &input.name)?;
-                let rows = reader_rows(&input.path);
+                let (headers, rows, reader) = parquet::open(&input.path, &input.name)?;
                 let pieces = Box::new(batches(reader, input.name.clone()));
                 (input.name.clone(), headers, 1, b',', rows, pieces)
             }
@@ -262,17 +261,6 @@ pub fn open(
         header,
         pieces,
     })
-}
-
-fn reader_rows(path: &Path) -> usize {
-    std::fs::File::open(path)
-        .ok()
-        .and_then(|f| datafusion::parquet::file::reader::SerializedFileReader::new(f).ok())
-        .map(|r| {
-            use datafusion::parquet::file::reader::FileReader;
-            r.metadata().file_metadata().num_rows().max(0) as usize
-        })
-        .unwrap_or(0)
 }
 
 fn batches(reader: ParquetRecordBatchReader, name: String) -> impl Iterator<Item = Result<Piece>> {
