@@ -323,7 +323,7 @@ impl KeyTracker {
 pub struct Locator<'a> {
     tracker: &'a KeyTracker,
     stored: &'a HashSet<u64>,
-    first: HashMap<u64, (Arc<str>, usize)>,
+    first: HashMap<u64, (FileRef, usize)>,
 }
 
 impl<'a> Locator<'a> {
@@ -361,13 +361,13 @@ impl<'a> Locator<'a> {
             }
             match self.first.get(&key) {
                 None => {
-                    self.first.insert(key, (Arc::clone(&file.name), lines[row]));
+                    self.first.insert(key, (file.clone(), lines[row]));
                 }
                 Some((first_file, first_line)) => {
-                    let place = if *first_file == file.name {
+                    let place = if first_file.order == file.order {
                         format!("row {first_line}")
                     } else {
-                        format!("row {first_line} of {first_file}")
+                        format!("row {first_line} of {}", first_file.name)
                     };
                     problems.add(file.problem(
                         lines[row],
