@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::dataframe::DataFrame;
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::{SQLOptions, SessionContext};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
-use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::parser::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use deltalake::DeltaTable;
 
@@ -191,8 +192,12 @@ impl Engine {
 
     /// Splits `sql` into statements, so a script of several `;`-separated statements runs in order.
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
-        let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?;
-        Ok(statements.into_iter().collect())
+        crate::shape::parse(sql, &GenericDialect {}).map_err(|e| match e.find_root() {
+            DataFusionError::External(inner) if inner.is::<crate::shape::TooComplex>() => {
+                Error::usage(inner.to_string())
+            }
+            _ => Error::from(e),
+        })
     }
 
     /// Plans one statement. The warehouse is written only by ingest, where every

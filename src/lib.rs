@@ -2,6 +2,7 @@
 //! (预算绩效管理), on Apache DataFusion with Delta Lake storage.
 //!
 //! Module map:
+//! - [`memory`]: the process heap, counted by the global allocator.
 //! - [`model`]: the tables of the data model, their Arrow types, keys and header aliases.
 //! - [`storage`]: the warehouse directory of Delta tables; commits, history, time travel.
 //! - [`engine`]: [`Engine`], the one place a DataFusion session is built.
@@ -14,6 +15,7 @@
 //! - [`sample`]: the deterministic sample city that reproduces the seed report.
 //! - [`report`]: ranking reports from reports.toml: Excel, HTML with charts, Markdown, CSV; the scheduler.
 //! - [`server`]: `kpidb serve`, the PostgreSQL wire protocol and HTTP API.
+//! - [`shape`]: parsed SQL made shallow (long OR lists to IN, long chains refused) for every surface.
 //! - [`cluster`]: running the same SQL on an Apache Ballista cluster: codecs, the
 //!   `kpidb scheduler` and `kpidb executor` processes.
 //! - [`cli`]: the `kpidb` command: query, repl, ingest, history, report, serve, gen-sample.
@@ -32,12 +34,14 @@ pub mod error;
 pub mod export;
 pub mod functions;
 pub mod ingest;
+pub mod memory;
 pub mod model;
 pub mod output;
 pub mod report;
 pub mod rollup;
 pub mod sample;
 pub mod server;
+pub mod shape;
 pub mod storage;
 
 pub use engine::Engine;

@@ -9,14 +9,33 @@ fn main() -> ExitCode {
     // RUST_LOG overrides, e.g. RUST_LOG=kpidb=debug to see every refused statement.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("kpidb=info,warn"))
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Every thread that plans or runs SQL gets a large stack: statements are shaped
+    // to a bounded depth (kpidb::shape), and the bound must fit with room to spare.
+    // Only the pages a thread touches take memory.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(STACK)
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(kpidb::cli::run(cli)) {
+    let main = std::thread::Builder::new()
+        .name("kpidb".into())
+        .stack_size(STACK)
+        .spawn(move || runtime.block_on(kpidb::cli::run(cli)));
+    let result = match main.map(|thread| thread.join()) {
+        Ok(Ok(result)) => result,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(e) => {
+            eprintln!("error: cannot start the main thread: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", e.to_string().trim_end());
@@ -24,3 +43,6 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// The stack of every thread that plans or runs SQL.
+const STACK: usize = 64 << 20;

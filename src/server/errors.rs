@@ -5,6 +5,7 @@ use datafusion::error::DataFusionError;
 
 use super::limits::Stopped;
 use super::policy::ReadOnly;
+use crate::shape::TooComplex;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientError {
@@ -34,6 +35,7 @@ impl ClientError {
             "not_found" => ("42P01", 404),
             "not_acceptable" => ("0A000", 406),
             "too_many_connections" => ("53300", 503),
+            "too_complex" => ("54001", 400),
             _ => ("XX000", 500),
         };
         ClientError {
@@ -45,11 +47,23 @@ impl ClientError {
     }
 
     pub fn from_datafusion(error: &DataFusionError) -> Self {
+        let mut client = Self::classify(error);
+        client.message = plain(&client.message);
+        if client.code == "internal" && is_signature_mismatch(&client.message) {
+            client = ClientError::new("undefined_function", client.message);
+        }
+        client
+    }
+
+    fn classify(error: &DataFusionError) -> Self {
         use DataFusionError as E;
         let root = error.find_root();
         if let E::External(inner) = root {
             if let Some(read_only) = inner.downcast_ref::<ReadOnly>() {
                 return ClientError::new("read_only", read_only.to_string());
+            }
+            if let Some(complex) = inner.downcast_ref::<TooComplex>() {
+                return ClientError::new("too_complex", complex.to_string());
             }
             if let Some(stopped) = inner.downcast_ref::<Stopped>() {
                 let code = match stopped {
@@ -88,4 +102,32 @@ impl std::fmt::Display for ClientError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
+}
+
+/// DataFusion reports a call with arguments no signature accepts as an internal
+/// error; it is the caller's mistake.
+fn is_signature_mismatch(message: &str) -> bool {
+    message.contains("failed to match any signature") || message.contains("No function matches")
+}
+
+/// The message without DataFusion's own framing for internal errors (a prefix and a
+/// request to report a bug, which is not for kpidb's users to do).
+fn plain(message: &str) -> String {
+    const BUG: &str = "This issue was likely caused by a bug in DataFusion's code. \
+        Please help us to resolve this by filing a bug report in our issue tracker: \
+        https://github.com/apache/datafusion/issues";
+    let mut text = message.replace(BUG, "").replace("Internal error: ", "");
+    while text.contains(".\n.") {
+        text = text.replace(".\n.", ".");
+    }
+    text.replace(".\n", ". ").trim().to_string()
+}
+
+/// What a caught panic said, for the log and the client.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic")
 }

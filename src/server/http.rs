@@ -3,6 +3,7 @@
 //! `{code, message}` with the matching status.
 
 use std::io::Write;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
@@ -15,14 +16,14 @@ use axum::{Json, Router};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::sql::parser::{DFParser, Statement as DFStatement};
+use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, Notify, Semaphore};
 
-use super::errors::ClientError;
+use super::errors::{panic_message, ClientError};
 use super::limits::{plan_query, Limits};
 use super::policy::{self, Verdict};
 use super::Shared;
@@ -45,6 +46,15 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/health", get(healthz))
         .merge(api)
         .fallback(not_found)
+        .layer(middleware::from_fn(
+            |request: Request, next: Next| async move {
+                let path = request.uri().path().to_string();
+                AssertUnwindSafe(next.run(request))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| error(panicked(&path, panic)))
+            },
+        ))
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             let slots = slots.clone();
             async move {
@@ -269,7 +279,12 @@ async fn sql(
     body: Bytes,
 ) -> Response {
     let started = std::time::Instant::now();
-    match run_sql(&shared, params, &headers, body).await {
+    let sql = body.clone();
+    let answer = AssertUnwindSafe(run_sql(&shared, params, &headers, body))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(panicked(&String::from_utf8_lossy(&sql), panic)));
+    match answer {
         Ok(response) => response,
         Err(e) => {
             shared.metrics.error(PROTOCOL, e.code);
@@ -317,7 +332,9 @@ async fn run_sql(
         ));
     }
 
-    let mut statements = DFParser::parse_sql_with_dialect(&sql, &GenericDialect {})
+    let _planning = super::budget::claim_planning(&shared.budget, &sql)
+        .map_err(|e| ClientError::from_datafusion(&e))?;
+    let mut statements = crate::shape::parse(&sql, &GenericDialect {})
         .map_err(|e| ClientError::from_datafusion(&e))?;
     if statements.len() != 1 {
         return Err(ClientError::new(
@@ -328,7 +345,7 @@ async fn run_sql(
             ),
         ));
     }
-    let statement = statements.pop_front().expect("one statement");
+    let statement = statements.pop().expect("one statement");
     check(&statement)?;
 
     let limits = Limits {
@@ -470,6 +487,17 @@ impl Writer {
     }
 }
 
+/// The error a panic becomes: logged with the statement, answered as a 500.
+fn panicked(sql: &str, panic: Box<dyn std::any::Any + Send>) -> ClientError {
+    let what = panic_message(panic.as_ref());
+    let shown: String = sql.chars().take(2000).collect();
+    log::error!("http: internal error ({what}) answering: {shown}");
+    ClientError::new(
+        "internal",
+        format!("internal error in kpidb while answering this request ({what})"),
+    )
+}
+
 /// Streams the rows in `format` as they come; a failure after the first rows ends
 /// the body early (the client sees an incomplete response, never a silently short
 /// one).
@@ -477,8 +505,9 @@ fn encode(
     format: Format,
     schema: SchemaRef,
     first: Option<RecordBatch>,
-    mut rest: SendableRecordBatchStream,
+    rest: SendableRecordBatchStream,
 ) -> Body {
+    let mut rest = AssertUnwindSafe(rest).catch_unwind();
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
         let sink = Chunks::default();
@@ -504,8 +533,13 @@ fn encode(
                 }
             }
             match rest.next().await {
-                Some(Ok(batch)) => next = Some(batch),
-                Some(Err(e)) => {
+                Some(Ok(Ok(batch))) => next = Some(batch),
+                Some(Err(panic)) => {
+                    let message = panicked("(while streaming rows)", panic).message;
+                    let _ = tx.send(fail(message)).await;
+                    return;
+                }
+                Some(Ok(Err(e))) => {
                     let message = ClientError::from_datafusion(&e).message;
                     log::warn!("http: query failed while streaming: {message}");
                     let _ = tx.send(fail(message)).await;

@@ -42,15 +42,24 @@ use futures::{Stream, StreamExt};
 use tokio::sync::Notify;
 use url::Url;
 
+use super::budget::{BoundedPool, Budget};
 use super::metrics::Metrics;
 use super::policy;
 
 /// The runtime every server session shares: one memory pool of `memory_limit`
-/// bytes, no spill files, and local files readable only under the warehouse.
-pub fn runtime(memory_limit: usize, warehouse: &std::path::Path) -> Result<Arc<RuntimeEnv>> {
-    let pool = TrackConsumersPool::new(
-        FairSpillPool::new(memory_limit),
-        NonZeroUsize::new(3).expect("non-zero"),
+/// bytes that also refuses once the heap is at the budget's ceiling, no spill files,
+/// and local files readable only under the warehouse.
+pub fn runtime(
+    budget: &Arc<Budget>,
+    memory_limit: usize,
+    warehouse: &std::path::Path,
+) -> Result<Arc<RuntimeEnv>> {
+    let pool = BoundedPool::new(
+        Arc::new(TrackConsumersPool::new(
+            FairSpillPool::new(memory_limit),
+            NonZeroUsize::new(3).expect("non-zero"),
+        )),
+        Arc::clone(budget),
     );
     let registry = DefaultObjectStoreRegistry::new();
     let local = Url::parse("file://").expect("file URL");
@@ -455,7 +464,7 @@ mod tests {
         std::fs::create_dir_all(&warehouse).unwrap();
         std::fs::write(warehouse.join("inside.txt"), "ok").unwrap();
         std::fs::write(dir.path().join("outside.txt"), "secret").unwrap();
-        let runtime = runtime(64 << 20, &warehouse).unwrap();
+        let runtime = runtime(&Budget::new(64 << 20), 64 << 20, &warehouse).unwrap();
         let store = runtime
             .object_store_registry
             .get_store(&Url::parse("file:///").unwrap())

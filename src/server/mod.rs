@@ -6,6 +6,8 @@
 //! - [`auth`]: users (SCRAM-SHA-256, HTTP Basic) and bearer tokens.
 //! - [`policy`]: the read-only statement policy both protocols apply.
 //! - [`limits`]: memory pool, query deadline and cancel, warehouse-only file access.
+//! - [`budget`]: the memory ceiling no SQL can pass: expanding functions claim their
+//!   output first, and the pool refuses at the ceiling.
 //! - [`errors`]: one mapping from failures to HTTP statuses and SQLSTATEs.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`reports`]: the report endpoints; the scheduler itself is [`crate::report::schedule`].
@@ -14,6 +16,7 @@
 //!   drivers and BI tools call on connect; [`compat`]: rewrites for their catalog SQL.
 
 pub mod auth;
+pub mod budget;
 pub mod compat;
 pub mod config;
 pub mod current_setting;
@@ -54,6 +57,8 @@ pub struct Shared {
     pub settings: Settings,
     pub accounts: Arc<auth::Accounts>,
     pub metrics: Arc<metrics::Metrics>,
+    /// The memory ceiling every query's expressions and long statements claim from.
+    pub budget: Arc<budget::Budget>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The reports of reports.toml, run on their schedules while the server runs.
     pub reports: Option<Arc<Scheduler>>,
@@ -89,9 +94,14 @@ pub async fn start(
         Some((cert, key)) => Some(tls::load(cert, key)?),
         None => None,
     };
+    let budget = budget::Budget::new(settings.memory_limit);
     let state = SessionStateBuilder::new()
         .with_config(Engine::session_config())
-        .with_runtime_env(limits::runtime(settings.memory_limit, warehouse.root())?)
+        .with_runtime_env(limits::runtime(
+            &budget,
+            settings.memory_limit,
+            warehouse.root(),
+        )?)
         .with_default_features()
         // No CREATE EXTERNAL TABLE formats: the server reads only the warehouse.
         .with_table_factories(HashMap::new())
@@ -114,6 +124,7 @@ pub async fn start(
     base.register_udf(version::udf());
     base.register_udf(to_regtype::udf());
     base.register_udf(pg_type_is_visible::udf());
+    budget::install(&base, &budget);
     let metrics = metrics::Metrics::new();
     for (table, version) in engine.versions() {
         metrics.table_version(&table, version);
@@ -133,6 +144,7 @@ pub async fn start(
         settings,
         accounts,
         metrics,
+        budget,
         tls,
         reports: reports.map(|r| Scheduler::new(r, Clock::system())),
     });

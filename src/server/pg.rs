@@ -7,7 +7,9 @@
 //! query timeout covers planning. Errors are rewritten once, in [`Errors`], into a
 //! SQLSTATE and a plain message.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -18,6 +20,7 @@ use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
@@ -25,14 +28,19 @@ use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::{DfSessionService, QueryHook};
-use futures::Sink;
+use futures::{FutureExt, Sink, StreamExt};
 use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::auth::sasl::scram::ScramAuth;
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::{DefaultServerParameterProvider, StartupHandler};
 use pgwire::api::cancel::CancelHandler;
-use pgwire::api::portal::Format;
-use pgwire::api::results::{Response, Tag};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::ClientPortalStore;
+use pgwire::api::Type;
 use pgwire::api::{
     ClientInfo, ConnectionManager, ErrorHandler, PgWireConnectionState, PgWireServerHandlers,
 };
@@ -45,7 +53,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 
 use super::auth::ScramSource;
-use super::errors::ClientError;
+use super::budget::{self, Budget};
+use super::errors::{panic_message, ClientError};
 use super::limits::{plan_query, Limits};
 use super::metrics::Metrics;
 use super::policy::{self, Verdict};
@@ -159,8 +168,16 @@ impl Front {
                 manager: self.manager.clone(),
             })
         };
+        let inner = Arc::new(DfSessionService::new_with_hooks(session, hooks));
         Connection {
-            service: Arc::new(DfSessionService::new_with_hooks(session, hooks)),
+            service: Arc::new(Service {
+                parser: Arc::new(ShapedParser {
+                    inner: inner.query_parser(),
+                    budget: self.shared.budget.clone(),
+                }),
+                inner,
+                budget: self.shared.budget.clone(),
+            }),
             startup: Arc::new(Startup {
                 login,
                 require_tls: self.shared.tls.is_some(),
@@ -182,7 +199,7 @@ impl Front {
 
 /// The handlers of one connection.
 struct Connection {
-    service: Arc<DfSessionService>,
+    service: Arc<Service>,
     startup: Arc<Startup>,
     cancel: Arc<Cancel>,
     errors: Arc<Errors>,
@@ -207,6 +224,165 @@ impl PgWireServerHandlers for Connection {
 
     fn error_handler(&self) -> Arc<impl ErrorHandler> {
         self.errors.clone()
+    }
+}
+
+/// datafusion-postgres's handlers, with every statement shaped ([`crate::shape`])
+/// before datafusion-postgres parses it, and any panic while answering one turned
+/// into an error for that statement (logged with its SQL): the connection stays
+/// usable and the server keeps serving.
+struct Service {
+    inner: Arc<DfSessionService>,
+    parser: Arc<ShapedParser>,
+    budget: Arc<Budget>,
+}
+
+/// The shaped SQL for `query`, or a 54001 error when it is too complex to plan.
+fn shaped(query: &str) -> PgWireResult<Cow<'_, str>> {
+    match crate::shape::rewrite(query, &PostgreSqlDialect {}) {
+        Ok(Some(text)) => Ok(Cow::Owned(text)),
+        Ok(None) => Ok(Cow::Borrowed(query)),
+        Err(e) => Err(user_error(&ClientError::new("too_complex", e.to_string()))),
+    }
+}
+
+/// Claims what planning a long statement takes ([`budget::claim_planning`]).
+fn claim_planning(budget: &Arc<Budget>, sql: &str) -> PgWireResult<Option<budget::Claim>> {
+    budget::claim_planning(budget, sql).map_err(|e| user_error(&ClientError::from_datafusion(&e)))
+}
+
+/// The error a panic becomes: logged with the statement, sent as XX000.
+fn panicked(sql: &str, panic: Box<dyn std::any::Any + Send>) -> PgWireError {
+    let what = panic_message(panic.as_ref());
+    let shown: String = sql.chars().take(2000).collect();
+    log::error!("pg: internal error ({what}) answering: {shown}");
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        "XX000".into(),
+        format!("internal error in kpidb while answering this statement ({what}); the connection is still usable"),
+    )))
+}
+
+/// Rows streamed after the handler returned are guarded too.
+fn guard_rows(response: Response, sql: &str) -> Response {
+    match response {
+        Response::Query(mut query) => {
+            let rows = std::mem::replace(&mut query.data_rows, Box::pin(futures::stream::empty()));
+            let sql = sql.to_string();
+            query.data_rows = Box::pin(
+                AssertUnwindSafe(rows)
+                    .catch_unwind()
+                    .map(move |row| row.unwrap_or_else(|panic| Err(panicked(&sql, panic)))),
+            );
+            Response::Query(query)
+        }
+        other => other,
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Service {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let query = shaped(query)?;
+        let _planning = claim_planning(&self.budget, &query)?;
+        match AssertUnwindSafe(SimpleQueryHandler::do_query(&*self.inner, client, &query))
+            .catch_unwind()
+            .await
+        {
+            Ok(responses) => Ok(responses?
+                .into_iter()
+                .map(|r| guard_rows(r, &query))
+                .collect()),
+            Err(panic) => Err(panicked(&query, panic)),
+        }
+    }
+}
+
+type PgStatement = <DfSessionService as ExtendedQueryHandler>::Statement;
+
+#[async_trait]
+impl ExtendedQueryHandler for Service {
+    type Statement = PgStatement;
+    type QueryParser = ShapedParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let sql = &portal.statement.statement.0;
+        match AssertUnwindSafe(ExtendedQueryHandler::do_query(
+            &*self.inner,
+            client,
+            portal,
+            max_rows,
+        ))
+        .catch_unwind()
+        .await
+        {
+            Ok(response) => Ok(guard_rows(response?, sql)),
+            Err(panic) => Err(panicked(sql, panic)),
+        }
+    }
+}
+
+/// datafusion-postgres's parser, given shaped SQL, and guarded like [`Service`].
+struct ShapedParser {
+    inner: Arc<datafusion_postgres::Parser>,
+    budget: Arc<Budget>,
+}
+
+#[async_trait]
+impl QueryParser for ShapedParser {
+    type Statement = PgStatement;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let sql = shaped(sql)?;
+        let _planning = claim_planning(&self.budget, &sql)?;
+        match AssertUnwindSafe(self.inner.parse_sql(client, &sql, types))
+            .catch_unwind()
+            .await
+        {
+            Ok(parsed) => parsed,
+            Err(panic) => Err(panicked(&sql, panic)),
+        }
+    }
+
+    fn get_parameter_types(&self, statement: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        self.inner.get_parameter_types(statement)
+    }
+
+    fn get_result_schema(
+        &self,
+        statement: &Self::Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        self.inner.get_result_schema(statement, column_format)
     }
 }
 
@@ -397,6 +573,19 @@ fn empty_plan() -> LogicalPlan {
     })
 }
 
+/// `SHOW` with no name: PostgreSQL's syntax error, where datafusion-postgres would panic.
+fn bare_show(statement: &Statement) -> Option<PgWireError> {
+    match statement {
+        Statement::ShowVariable { variable } if variable.is_empty() => {
+            Some(user_error(&ClientError::new(
+                "syntax_error",
+                "SHOW needs the name of a setting, e.g. SHOW search_path or SHOW ALL",
+            )))
+        }
+        _ => None,
+    }
+}
+
 fn refused(message: String) -> PgWireError {
     user_error(&ClientError::new("read_only", message))
 }
@@ -409,6 +598,9 @@ impl QueryHook for Guard {
         session: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
+        if let Some(e) = bare_show(statement) {
+            return Some(Err(e));
+        }
         match policy::classify(statement) {
             Verdict::Refuse(message) => Some(Err(refused(message))),
             Verdict::Ignore(tag) => Some(Ok(Response::Execution(Tag::new(tag)))),
@@ -438,6 +630,9 @@ impl QueryHook for Guard {
         session: &SessionContext,
         _client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
+        if let Some(e) = bare_show(statement) {
+            return Some(Err(e));
+        }
         match policy::classify(statement) {
             Verdict::Refuse(message) => Some(Err(refused(message))),
             Verdict::Ignore(_) => Some(Ok(empty_plan())),

@@ -174,6 +174,16 @@ impl Served {
         })
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the server process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     pub fn pg_host(&self) -> &str {
         self.pg.split(':').next().unwrap()
     }
