@@ -4,7 +4,7 @@
 //! size (VmHWM) is under memory_limit + the documented slack, and every error is a
 //! proper SQLSTATE / HTTP status, never an internal error or a dropped connection.
 //!
-//! `KPIDB_FUZZ_SECONDS` (default 60) bounds the random part; `KPIDB_FUZZ_SEED` picks
+//! `KPIDB_FUZZ_SECONDS` (default 45) bounds the random part; `KPIDB_FUZZ_SEED` picks
 //! the stream (default: fixed, so CI is repeatable; the seed is printed either way).
 
 mod common;
@@ -14,7 +14,8 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::Served;
-use kpidb::model::TABLES;
+use futures::StreamExt;
+use kpidb::model::{Kind, TABLES};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
@@ -138,10 +139,24 @@ impl Harness {
             .await
             .unwrap_or_else(|e| panic!("http: no response ({e}) on: {}", shown(sql)));
         let status = response.status();
-        let body = response
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("http: body cut off ({e}) on: {}", shown(sql)));
+        // A failure past the first MiB of an answer ends the body early, by design.
+        let mut body = Vec::new();
+        let mut chunks = response.bytes_stream();
+        while let Some(chunk) = chunks.next().await {
+            match chunk {
+                Ok(bytes) => body.extend_from_slice(&bytes),
+                Err(e) => {
+                    assert!(
+                        body.len() >= 1 << 20,
+                        "http: body cut off after {} bytes ({e}) on: {}",
+                        body.len(),
+                        shown(sql)
+                    );
+                    break;
+                }
+            }
+        }
+        let body = String::from_utf8_lossy(&body);
         assert!(
             status.as_u16() != 500
                 && (status.is_success()
@@ -194,6 +209,24 @@ fn regressions() -> Vec<String> {
         "SELECT length(replace(repeat('ab', 100000), '', repeat('x', 10000)))".to_string(),
         "SELECT length(string_agg(repeat(dept_code, 10000), ',')) FROM dept_scores".to_string(),
         "SELECT count(*) FROM generate_series(1, 100000000000)".to_string(),
+        // A function refusing a value inside a filter pushed into the Parquet reader
+        // came back as an internal error.
+        "SELECT count(*) FROM departments WHERE NOT repeat(sector, 3) = perf_grade(1e308)"
+            .to_string(),
+        // The logical plan said float8, the rows came as decimals: not encodable.
+        "SELECT avg(CASE WHEN FALSE THEN 79514959 ELSE coalesce(year, max_score) END) \
+         FROM project_scores"
+            .to_string(),
+        // An error in the rows after the first batch cut the HTTP body off.
+        "SELECT abs(approved_amount), CAST(approved_amount AS int), cardinality(range(1, 357)) \
+         FROM exante_reviews UNION ALL SELECT requested_amount, min(project_code), count(*) \
+         FROM exante_reviews GROUP BY requested_amount"
+            .to_string(),
+        // The year before the smallest integer overflowed (a panic, caught).
+        "SELECT * FROM dept_ranking(-9223372036854775808) LIMIT 5".to_string(),
+        "SELECT * FROM dept_trend(-9223372036854775808, 9223372036854775807)".to_string(),
+        // Flags that are not regular-expression flags.
+        "SELECT regexp_replace('教育局', '局', 'x', INTERVAL '1 day')".to_string(),
         // SHOW with no name panicked in datafusion-postgres.
         "SHOW".to_string(),
         // Deep nesting: refused by the parser's recursion limit.
@@ -236,7 +269,7 @@ async fn fuzzed_sql_never_kills_the_server_or_passes_its_memory() {
     let seconds: u64 = std::env::var("KPIDB_FUZZ_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
+        .unwrap_or(45);
     let seed: u64 = std::env::var("KPIDB_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -267,6 +300,24 @@ async fn fuzzed_sql_never_kills_the_server_or_passes_its_memory() {
         tally.answered > tally.statements / 10,
         "most statements should not all fail"
     );
+}
+
+/// The types [`Grammar::typed`] builds expressions of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ty {
+    Num,
+    Text,
+    Bool,
+}
+
+impl Ty {
+    fn of(kind: Kind) -> Ty {
+        match kind {
+            Kind::Text => Ty::Text,
+            Kind::Bool => Ty::Bool,
+            Kind::Int | Kind::Money | Kind::Score => Ty::Num,
+        }
+    }
 }
 
 /// Random statements from kpidb's tables, columns and functions.
@@ -454,34 +505,155 @@ impl Grammar {
         }
     }
 
+    /// A column of `table` of type `ty`, if it has one.
+    fn column_of(&mut self, table: Option<usize>, ty: Ty) -> Option<String> {
+        let def = &TABLES[table?];
+        let columns: Vec<&str> = def
+            .columns
+            .iter()
+            .filter(|c| Ty::of(c.kind) == ty)
+            .map(|c| c.name)
+            .collect();
+        (!columns.is_empty()).then(|| self.pick(&columns).to_string())
+    }
+
+    /// An expression of type `ty`, mostly well-typed (so that it plans and runs), and
+    /// now and then anything at all.
+    fn typed(&mut self, ty: Ty, table: Option<usize>, depth: u32) -> String {
+        if self.rng.random_bool(0.08) {
+            return self.expr(table, depth.min(2));
+        }
+        if depth == 0 || self.rng.random_bool(0.3) {
+            if self.rng.random_bool(0.7) {
+                if let Some(column) = self.column_of(table, ty) {
+                    return column;
+                }
+            }
+            return match ty {
+                Ty::Num => self.number(),
+                Ty::Text => (*self.pick(&["'A01'", "''", "'教育局'", "'x-y'", "NULL"])).into(),
+                Ty::Bool => (*self.pick(&["TRUE", "FALSE", "NULL"])).into(),
+            };
+        }
+        let d = depth - 1;
+        let n = |g: &mut Self| g.typed(Ty::Num, table, d);
+        let t = |g: &mut Self| g.typed(Ty::Text, table, d);
+        let b = |g: &mut Self| g.typed(Ty::Bool, table, d);
+        match ty {
+            Ty::Num => match self.rng.random_range(0..12) {
+                0 => format!("abs({})", n(self)),
+                1 => format!("round({}, 2)", n(self)),
+                2..=4 => {
+                    let op = *self.pick(&["+", "-", "*", "/", "%"]);
+                    format!("({} {op} {})", n(self), n(self))
+                }
+                5 => format!("length({})", t(self)),
+                6 => format!(
+                    "CASE WHEN {} THEN {} ELSE {} END",
+                    b(self),
+                    n(self),
+                    n(self)
+                ),
+                7 => format!("coalesce({}, {})", n(self), n(self)),
+                8 => {
+                    let f = *self.pick(&["score_rate", "cut_rate", "yoy_pct", "power"]);
+                    format!("{f}({}, {})", n(self), n(self))
+                }
+                9 => format!("cardinality(range(1, {}))", self.rng.random_range(0..1000)),
+                10 => format!("CAST({} AS bigint)", t(self)),
+                _ => "(SELECT max(score) FROM dept_scores)".into(),
+            },
+            Ty::Text => match self.rng.random_range(0..11) {
+                0 => format!("upper({})", t(self)),
+                1 => format!("concat({}, {})", t(self), t(self)),
+                2 => format!("({} || {})", t(self), t(self)),
+                3 => format!("substr({}, 1, 3)", t(self)),
+                4 => format!("repeat({}, {})", t(self), self.rng.random_range(0..50)),
+                5 => format!("lpad({}, {})", t(self), self.rng.random_range(0..50)),
+                6 => format!("replace({}, 'A', 'B')", t(self)),
+                7 => format!("perf_grade({})", n(self)),
+                8 => format!("CAST({} AS text)", n(self)),
+                9 => format!("split_part({}, '-', 1)", t(self)),
+                _ => format!("md5({})", t(self)),
+            },
+            Ty::Bool => match self.rng.random_range(0..9) {
+                0 | 1 => {
+                    let op = *self.pick(&["=", "<>", "<", ">=", "IS DISTINCT FROM"]);
+                    format!("{} {op} {}", n(self), n(self))
+                }
+                2 => format!("{} = {}", t(self), t(self)),
+                3 => format!("{} LIKE 'A%'", t(self)),
+                4 => format!("({} AND {})", b(self), b(self)),
+                5 => format!("({} OR {})", b(self), b(self)),
+                6 => format!("NOT {}", b(self)),
+                7 => {
+                    let items: Vec<String> = (0..self.rng.random_range(1..200))
+                        .map(|_| self.number())
+                        .collect();
+                    format!("{} IN ({})", n(self), items.join(", "))
+                }
+                _ => format!("{} IS NULL", t(self)),
+            },
+        }
+    }
+
+    fn aggregate(&mut self, table: usize) -> String {
+        let t = Some(table);
+        match self.rng.random_range(0..8) {
+            0 => "count(*)".into(),
+            7 => {
+                // Any aggregate, kpidb's too, on any argument.
+                let agg = *self.pick(AGGREGATES);
+                format!("{agg}({})", self.typed(Ty::Num, t, 1))
+            }
+            1 => format!("sum({})", self.typed(Ty::Num, t, 2)),
+            2 => format!("avg({})", self.typed(Ty::Num, t, 2)),
+            3 => format!("min({})", self.typed(Ty::Text, t, 2)),
+            4 => format!("max({})", self.typed(Ty::Num, t, 2)),
+            5 => format!("string_agg({}, ',')", self.typed(Ty::Text, t, 2)),
+            _ => format!("count(DISTINCT {})", self.typed(Ty::Text, t, 1)),
+        }
+    }
+
     fn select(&mut self) -> String {
         let table = self.rng.random_range(0..TABLES.len());
         let name = TABLES[table].name;
-        let items: Vec<String> = (0..self.rng.random_range(1..4))
-            .map(|_| {
-                if self.rng.random_bool(0.25) {
-                    let agg = *self.pick(AGGREGATES);
-                    let arg = self.expr(Some(table), 2);
-                    if agg == "string_agg" {
-                        format!("{agg}({arg}, ',')")
-                    } else {
-                        format!("{agg}({arg})")
-                    }
-                } else {
-                    self.expr(Some(table), 3)
-                }
-            })
-            .collect();
-        let mut sql = format!("SELECT {} FROM {name}", items.join(", "));
+        let t = Some(table);
+        let (items, group) = match self.rng.random_range(0..3) {
+            0 => {
+                let column = self.column(table);
+                let aggs: Vec<String> = (0..self.rng.random_range(1..3))
+                    .map(|_| self.aggregate(table))
+                    .collect();
+                (format!("{column}, {}", aggs.join(", ")), Some(column))
+            }
+            1 => {
+                let aggs: Vec<String> = (0..self.rng.random_range(1..4))
+                    .map(|_| self.aggregate(table))
+                    .collect();
+                (aggs.join(", "), None)
+            }
+            _ => {
+                let items: Vec<String> = (0..self.rng.random_range(1..4))
+                    .map(|_| {
+                        let ty = *self.pick(&[Ty::Num, Ty::Text, Ty::Bool]);
+                        self.typed(ty, t, 3)
+                    })
+                    .collect();
+                (items.join(", "), None)
+            }
+        };
+        let mut sql = format!("SELECT {items} FROM {name}");
         if self.rng.random_bool(0.5) {
-            sql += &format!(" WHERE {}", self.expr(Some(table), 3));
+            sql += &format!(" WHERE {}", self.typed(Ty::Bool, t, 3));
         }
-        if self.rng.random_bool(0.2) {
-            let column = self.column(table);
+        if let Some(column) = group {
             sql += &format!(" GROUP BY {column}");
-        }
-        if self.rng.random_bool(0.3) {
-            sql += &format!(" ORDER BY {}", self.expr(Some(table), 1));
+            if self.rng.random_bool(0.3) {
+                sql += " ORDER BY 1";
+            }
+        } else if self.rng.random_bool(0.3) && !items.contains('(') {
+            sql += " ORDER BY 1";
         }
         if self.rng.random_bool(0.5) {
             sql += &format!(" LIMIT {}", self.rng.random_range(0..100));
@@ -490,9 +662,14 @@ impl Grammar {
     }
 
     fn statement(&mut self) -> String {
-        match self.rng.random_range(0..20) {
+        match self.rng.random_range(0..21) {
             0..=9 => self.select(),
             10 => format!("SELECT {}", self.expr(None, 4)),
+            19 => format!(
+                "SELECT * FROM dept_ranking({}) WHERE {} LIMIT 10",
+                self.rng.random_range(2019..2025),
+                self.typed(Ty::Bool, None, 2)
+            ),
             11 => {
                 let f = *self.pick(TABLE_FUNCTIONS);
                 let args: Vec<String> = (0..self.rng.random_range(0..3))

@@ -55,7 +55,7 @@ pub fn documentation() -> Documentation {
 impl TableFunctionImpl for DeptRanking {
     fn call_with_args(&self, call: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let args = Args::new("dept_ranking", SIGNATURE, call.exprs(), 1, 1)?;
-        let year = args.int(0, "year")?;
+        let year = args.year(0, "year")?;
         let prior = year - 1;
         let scheme = self.scheme.name();
         // Department totals and the year's indicator count: from the rollup when it is

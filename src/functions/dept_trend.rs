@@ -51,7 +51,7 @@ pub fn documentation() -> Documentation {
 impl TableFunctionImpl for DeptTrend {
     fn call_with_args(&self, call: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let args = Args::new("dept_trend", SIGNATURE, call.exprs(), 2, 2)?;
-        let (from, to) = (args.int(0, "from_year")?, args.int(1, "to_year")?);
+        let (from, to) = (args.year(0, "from_year")?, args.year(1, "to_year")?);
         if from > to {
             return plan_err!("dept_trend: from_year {from} is after to_year {to}");
         }

@@ -44,7 +44,7 @@ pub fn documentation() -> Documentation {
 impl TableFunctionImpl for ExanteSummary {
     fn call_with_args(&self, call: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let args = Args::new("exante_summary", SIGNATURE, call.exprs(), 1, 1)?;
-        let year = args.int(0, "year")?;
+        let year = args.year(0, "year")?;
         // Half-up on exact hundredths: floor((cut * 10000 * 2 + requested) / (2 * requested)).
         SqlTable::plan(
             call.session(),

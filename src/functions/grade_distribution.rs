@@ -39,7 +39,7 @@ pub fn documentation() -> Documentation {
 impl TableFunctionImpl for GradeDistribution {
     fn call_with_args(&self, call: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let args = Args::new("grade_distribution", SIGNATURE, call.exprs(), 1, 2)?;
-        let year = args.int(0, "year")?;
+        let year = args.year(0, "year")?;
         let scheme = match args.text(1, "scheme")? {
             None => self.scheme,
             Some(name) => match GradeScheme::parse(&name) {

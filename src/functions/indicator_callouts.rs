@@ -51,7 +51,7 @@ pub fn documentation() -> Documentation {
 impl TableFunctionImpl for IndicatorCallouts {
     fn call_with_args(&self, call: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let args = Args::new("indicator_callouts", SIGNATURE, call.exprs(), 2, 2)?;
-        let year = args.int(0, "year")?;
+        let year = args.year(0, "year")?;
         let n = args.int(1, "n")?;
         if n < 1 {
             return plan_err!("indicator_callouts: n must be at least 1, got {n}");

@@ -109,8 +109,9 @@ impl PartitionEvaluator for PriorYearEvaluator {
             .map(|i| {
                 years
                     .is_valid(i)
-                    .then(|| row_of_year.get(&(years.value(i) - 1)).copied())
+                    .then(|| years.value(i).checked_sub(1))
                     .flatten()
+                    .and_then(|prior| row_of_year.get(&prior).copied())
             })
             .collect();
         Ok(take(values[0].as_ref(), &indices, None)?)

@@ -253,6 +253,18 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// A constant year: an integer from 1 to 9999 (so that the years around it exist).
+    pub fn year(&self, i: usize, what: &str) -> Result<i64> {
+        let year = self.int(i, what)?;
+        if !(1..=9999).contains(&year) {
+            return plan_err!(
+                "{}: {what} must be a year from 1 to 9999, got {year}",
+                self.name
+            );
+        }
+        Ok(year)
+    }
+
     /// A constant text argument, if given.
     pub fn text(&self, i: usize, what: &str) -> Result<Option<String>> {
         if i >= self.exprs.len() {

@@ -36,6 +36,7 @@ impl ClientError {
             "not_acceptable" => ("0A000", 406),
             "too_many_connections" => ("53300", 503),
             "too_complex" => ("54001", 400),
+            "invalid_regex" => ("2201B", 400),
             _ => ("XX000", 500),
         };
         ClientError {
@@ -61,6 +62,12 @@ impl ClientError {
         if let E::External(inner) = root {
             if let Some(read_only) = inner.downcast_ref::<ReadOnly>() {
                 return ClientError::new("read_only", read_only.to_string());
+            }
+            if inner.to_string().starts_with("regex parse error") {
+                return ClientError::new(
+                    "invalid_regex",
+                    format!("invalid regular expression: {inner}"),
+                );
             }
             if let Some(complex) = inner.downcast_ref::<TooComplex>() {
                 return ClientError::new("too_complex", complex.to_string());
@@ -92,6 +99,9 @@ impl ClientError {
             ),
             E::Execution(m) => ClientError::new("data_error", m.clone()),
             E::ArrowError(e, _) => ClientError::new("data_error", e.to_string()),
+            // An error in a filter evaluated while reading Parquet (a function refusing
+            // a value) reaches here as text inside the reader's error.
+            E::ParquetError(e) => ClientError::new("data_error", inner_execution(&e.to_string())),
             E::Configuration(m) => ClientError::new("bad_request", m.clone()),
             other => ClientError::new("internal", other.to_string()),
         }
@@ -101,6 +111,19 @@ impl ClientError {
 impl std::fmt::Display for ClientError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+/// `…Execution("what went wrong")…` → `what went wrong`; other text as it is.
+fn inner_execution(text: &str) -> String {
+    const OPEN: &str = "Execution(\"";
+    match text.find(OPEN) {
+        Some(start) => {
+            let rest = &text[start + OPEN.len()..];
+            let end = rest.rfind("\")").unwrap_or(rest.len());
+            rest[..end].replace("\\\"", "\"")
+        }
+        None => text.to_string(),
     }
 }
 
@@ -130,4 +153,28 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
         .map(String::as_str)
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("a panic")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_framing_is_taken_off_and_filter_errors_are_data_errors() {
+        let reader = DataFusionError::ParquetError(Box::new(
+            datafusion::parquet::errors::ParquetError::General(
+                "Compute error: Error evaluating filter predicate: \
+                 Execution(\"perf_grade: score 1e308 is outside 0..100\")"
+                    .into(),
+            ),
+        ));
+        let client = ClientError::from_datafusion(&reader);
+        assert_eq!(client.sqlstate, "22000");
+        assert_eq!(client.message, "perf_grade: score 1e308 is outside 0..100");
+        let internal =
+            DataFusionError::Internal("Function 'avg' failed to match any signature".into());
+        let client = ClientError::from_datafusion(&internal);
+        assert_eq!(client.sqlstate, "42883");
+        assert!(!client.message.contains("bug"), "{}", client.message);
+    }
 }

@@ -366,13 +366,21 @@ async fn run_sql(
         .execute_stream()
         .await
         .map_err(|e| ClientError::from_datafusion(&e))?;
-    // Wait for the first rows, so an error that comes before them is a proper
-    // error response rather than a cut-off body.
-    let first = match stream.next().await {
-        Some(Ok(batch)) => Some(batch),
-        Some(Err(e)) => return Err(ClientError::from_datafusion(&e)),
-        None => None,
-    };
+    // Hold back the first rows, up to BUFFERED bytes or the whole answer, so that an
+    // error in them (most answers are smaller) is a proper error response rather
+    // than a cut-off body.
+    let mut first = Vec::new();
+    let mut held = 0;
+    while held < BUFFERED {
+        match stream.next().await {
+            Some(Ok(batch)) => {
+                held += batch.get_array_memory_size();
+                first.push(batch);
+            }
+            Some(Err(e)) => return Err(ClientError::from_datafusion(&e)),
+            None => break,
+        }
+    }
     let body = encode(format, stream.schema(), first, stream);
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }
@@ -498,13 +506,16 @@ fn panicked(sql: &str, panic: Box<dyn std::any::Any + Send>) -> ClientError {
     )
 }
 
+/// How much of an answer is held back before the response starts (see [`run_sql`]).
+const BUFFERED: usize = 1 << 20;
+
 /// Streams the rows in `format` as they come; a failure after the first rows ends
 /// the body early (the client sees an incomplete response, never a silently short
 /// one).
 fn encode(
     format: Format,
     schema: SchemaRef,
-    first: Option<RecordBatch>,
+    first: Vec<RecordBatch>,
     rest: SendableRecordBatchStream,
 ) -> Body {
     let mut rest = AssertUnwindSafe(rest).catch_unwind();
@@ -520,9 +531,12 @@ fn encode(
             }
         };
         // An empty result still carries its header (CSV) or schema (Arrow, Parquet).
-        let mut next = first.or_else(|| Some(RecordBatch::new_empty(schema.clone())));
+        let mut pending: std::collections::VecDeque<RecordBatch> = first.into();
+        if pending.is_empty() {
+            pending.push_back(RecordBatch::new_empty(schema.clone()));
+        }
         loop {
-            if let Some(batch) = next.take() {
+            while let Some(batch) = pending.pop_front() {
                 if let Err(e) = writer.write(&batch) {
                     let _ = tx.send(fail(e)).await;
                     return;
@@ -533,7 +547,7 @@ fn encode(
                 }
             }
             match rest.next().await {
-                Some(Ok(Ok(batch))) => next = Some(batch),
+                Some(Ok(Ok(batch))) => pending.push_back(batch),
                 Some(Err(panic)) => {
                     let message = panicked("(while streaming rows)", panic).message;
                     let _ = tx.send(fail(message)).await;

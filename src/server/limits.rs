@@ -24,8 +24,9 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionState;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{cast, Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::object_store::{
     self as object_store, local::LocalFileSystem, path::Path as ObjectPath, CopyOptions,
     GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -266,7 +267,48 @@ pub async fn plan_query(
         }
     };
     policy::verify(&plan)?;
-    Ok(plan)
+    promised_types(&state, plan)
+}
+
+/// `plan`, answering in the column types its schema promises. Clients are told those
+/// types before the rows come (a PostgreSQL column type), and a row of another type
+/// cannot be sent; DataFusion's optimizer can change them, e.g. simplifying
+/// `avg(CASE WHEN FALSE THEN 1 ELSE decimal_column END)` from float8 to numeric. When
+/// it does, the optimized plan is returned under a projection casting back.
+fn promised_types(state: &SessionState, plan: LogicalPlan) -> Result<LogicalPlan> {
+    if !plan.get_parameter_types()?.is_empty() {
+        return Ok(plan); // types settle when the parameters are bound
+    }
+    let Ok(optimized) = state.optimize(&plan) else {
+        return Ok(plan); // the same error comes, in its place, when it runs
+    };
+    let promised = plan.schema();
+    let actual = optimized.schema();
+    if actual.fields().len() != promised.fields().len()
+        || actual
+            .fields()
+            .iter()
+            .zip(promised.fields())
+            .all(|(a, p)| a.data_type() == p.data_type())
+    {
+        return Ok(plan);
+    }
+    let columns: Vec<Expr> = actual
+        .iter()
+        .zip(promised.iter())
+        .map(|((qualifier, field), (_, wanted))| {
+            let column = Expr::Column(datafusion::common::Column::from((qualifier, field)));
+            let column = if field.data_type() == wanted.data_type() {
+                column
+            } else {
+                cast(column, wanted.data_type().clone())
+            };
+            column.alias(wanted.name())
+        })
+        .collect();
+    LogicalPlanBuilder::from(optimized)
+        .project(columns)?
+        .build()
 }
 
 #[derive(Debug)]
