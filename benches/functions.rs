@@ -103,7 +103,7 @@ fn table(rows: usize) -> MemTable {
 fn sql_functions(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let engine = rt.block_on(async {
-        Engine::open(Warehouse::open(kpidb::config::shipped_sample()).unwrap())
+        Engine::open(Warehouse::open(kpidb::sample::shipped::warehouse().unwrap()).unwrap())
             .await
             .unwrap()
     });

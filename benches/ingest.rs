@@ -89,7 +89,7 @@ fn ingest_bench(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     let root: PathBuf = dir.path().join("warehouse");
-    copy_dir(&kpidb::config::shipped_sample(), &root);
+    copy_dir(&kpidb::sample::shipped::warehouse().unwrap(), &root);
     let warehouse = Warehouse::open(&root).expect("warehouse");
     let mut group = c.benchmark_group("ingest");
     group.sample_size(10);

@@ -12,10 +12,10 @@ fn report(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let engine = rt
         .block_on(Engine::open(
-            Warehouse::open(kpidb::config::shipped_sample()).unwrap(),
+            Warehouse::open(kpidb::sample::shipped::warehouse().unwrap()).unwrap(),
         ))
         .unwrap();
-    let reports = Reports::load(&shipped_reports()).unwrap();
+    let reports = Reports::load(&shipped_reports().unwrap()).unwrap();
     let spec = reports.get("annual_ranking").unwrap();
     let mut group = c.benchmark_group("report/annual_ranking");
     group.sample_size(10);

@@ -40,7 +40,7 @@ fn serve(c: &mut Criterion) {
         },
     )
     .unwrap();
-    let warehouse = Warehouse::open(kpidb::config::shipped_sample()).unwrap();
+    let warehouse = Warehouse::open(kpidb::sample::shipped::warehouse().unwrap()).unwrap();
     let running = rt
         .block_on(kpidb::server::start(
             warehouse,

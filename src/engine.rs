@@ -15,12 +15,19 @@ use datafusion::sql::parser::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use deltalake::DeltaTable;
 
-use crate::cluster::ClusterUrl;
 use crate::functions::FunctionOptions;
 use crate::model::{TableDef, TABLES};
 use crate::rollup::Rollups;
 use crate::storage::{AsOf, DeltaSnapshotTable, LiveTable, Snapshot, UnavailableTable, Warehouse};
 use crate::{Error, Result};
+
+/// How the layers above change where an [`Engine`]'s plans run, without the Engine
+/// knowing them: given the session state the Engine built (tables, functions, rollups),
+/// the state to run with instead.
+#[async_trait::async_trait]
+pub trait SessionHook: Send + Sync + std::fmt::Debug {
+    async fn attach(&self, state: SessionState, options: FunctionOptions) -> Result<SessionState>;
+}
 
 pub struct Engine {
     ctx: SessionContext,
@@ -156,11 +163,11 @@ impl Engine {
         Ok(changed)
     }
 
-    /// Sends the queries that read warehouse tables to the Ballista cluster whose
-    /// scheduler is at `url` (see [`crate::cluster`]); planning stays here, so the
-    /// answers are those of this engine, pins and rollups included.
-    pub async fn on_cluster(mut self, url: &ClusterUrl) -> Result<Self> {
-        let state = crate::cluster::connect(self.ctx.state(), url, self.options).await?;
+    /// Runs this engine's plans the way `hook` says (a Ballista cluster plugs in here);
+    /// planning stays here, so the answers are those of this engine, pins and rollups
+    /// included.
+    pub async fn with_hook(mut self, hook: &dyn SessionHook) -> Result<Self> {
+        let state = hook.attach(self.ctx.state(), self.options).await?;
         self.ctx = SessionContext::new_with_state(state);
         Ok(self)
     }

@@ -1,7 +1,8 @@
 //! The one error type of kpidb, split by who caused the error: the user's command,
 //! the user's data, or the storage and query engines underneath.
 
-use crate::ingest::validate::ValidationReport;
+use std::fmt;
+use std::sync::Arc;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -78,3 +79,68 @@ fn clean_datafusion_message(err: &datafusion::error::DataFusionError) -> String 
         other => other.to_string(),
     }
 }
+
+/// How many problems a report prints; the rest are counted.
+pub const SHOWN_PROBLEMS: usize = 30;
+
+/// One broken rule.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    /// The file as the user named it.
+    pub file: Arc<str>,
+    /// The file's place among the inputs, so problems sort by file, then row.
+    pub order: usize,
+    pub line: usize,
+    pub column: String,
+    pub value: String,
+    pub rule: String,
+}
+
+/// Every problem found in one ingest; nothing is written when it is not empty.
+#[derive(Debug, Clone)]
+pub struct ValidationReport {
+    /// The input as the user named it (a file, a directory, or several files).
+    pub file: String,
+    pub table: String,
+    pub problems: Vec<Problem>,
+    /// Problems found beyond those kept in `problems`.
+    pub uncounted: usize,
+    /// Said under the first line: how the check came about (a re-check after a
+    /// concurrent commit).
+    pub note: Option<String>,
+}
+
+impl ValidationReport {
+    pub fn total(&self) -> usize {
+        self.problems.len() + self.uncounted
+    }
+}
+
+impl fmt::Display for ValidationReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.total();
+        writeln!(
+            f,
+            "{}: {n} problem{} found; nothing was written to {}",
+            self.file,
+            if n == 1 { "" } else { "s" },
+            self.table
+        )?;
+        if let Some(note) = &self.note {
+            writeln!(f, "  ({note})")?;
+        }
+        for p in self.problems.iter().take(SHOWN_PROBLEMS) {
+            writeln!(
+                f,
+                "  {} row {}, column {}, value \"{}\": {}",
+                p.file, p.line, p.column, p.value, p.rule
+            )?;
+        }
+        if n > SHOWN_PROBLEMS {
+            writeln!(f, "  … and {} more problems", n - SHOWN_PROBLEMS)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationReport {}

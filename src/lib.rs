@@ -1,34 +1,46 @@
 //! kpidb: an embedded analytics engine for government budget-performance data
 //! (预算绩效管理), on Apache DataFusion with Delta Lake storage.
 //!
-//! Module map:
-//! - [`memory`]: the process heap, counted by the global allocator.
-//! - [`model`]: the tables of the data model, their Arrow types, keys and header aliases.
-//! - [`storage`]: the warehouse directory of Delta tables; commits, history, time travel.
-//! - [`engine`]: [`Engine`], the one place a DataFusion session is built.
-//! - [`ingest`]: one pipeline from files to a commit: streamed CSV / XLSX / Parquet readers,
-//!   column-wise rules on every core, checks against the stored tables, a streamed write
-//!   committed under the warehouse commit lock.
-//! - [`rollup`]: per-year summaries of dept_scores built at ingest, which the table
-//!   functions read while they are fresh for the versions a session reads.
-//! - [`functions`]: kpidb's SQL functions, one file each.
-//! - [`sample`]: the deterministic sample city that reproduces the seed report.
-//! - [`report`]: ranking reports from reports.toml: Excel, HTML with charts, Markdown, CSV; the scheduler.
-//! - [`server`]: `kpidb serve`, the PostgreSQL wire protocol and HTTP API.
-//! - [`shape`]: parsed SQL made shallow (long OR lists to IN, long chains refused) for every surface.
-//! - [`cluster`]: running the same SQL on an Apache Ballista cluster: codecs, the
-//!   `kpidb scheduler` and `kpidb executor` processes.
-//! - [`cli`]: the `kpidb` command: query, repl, ingest, history, report, serve, gen-sample.
-//! - [`config`]: where the warehouse is found, and kpidb.toml.
-//! - [`export`]: every table as plain, hive-partitioned Parquet for other engines.
-//! - [`bench`]: timing SQL on kpidb or on plain DataFusion over exported Parquet.
-//! - [`output`]: what the CLI and the HTTP API share about writing results.
-//! - [`error`]: [`Error`], split by who caused it.
+//! Module map, in layers: a module imports only from its own layer or the ones
+//! above it in this list, never from one below (checked by `tests/integration/layers.rs`).
+//!
+//! 1. Foundations
+//!    - [`error`]: [`Error`], split by who caused it; the ingest problem report.
+//!    - [`memory`]: the process heap, counted by the global allocator.
+//!    - [`model`]: the tables of the data model, their Arrow types, keys, rules and
+//!      header aliases: the rules are data the layers below read.
+//! 2. Storage
+//!    - [`storage`]: the warehouse directory of Delta tables; commits, history, time travel.
+//! 3. SQL helpers
+//!    - [`shape`]: parsed SQL made shallow (long OR lists to IN, long chains refused) for every surface.
+//!    - [`output`]: what the CLI and the HTTP API share about writing results.
+//! 4. The engine and what runs in it
+//!    - [`rollup`]: per-year summaries of dept_scores built at ingest, which the table
+//!      functions read while they are fresh for the versions a session reads.
+//!    - [`functions`]: kpidb's SQL functions, one file each.
+//!    - [`engine`]: [`Engine`], the one place a DataFusion session is built; the layers
+//!      below it change where plans run through its [`engine::SessionHook`].
+//!    - [`ingest`]: one pipeline from files to a commit: streamed CSV / XLSX / Parquet
+//!      readers, column-wise rules on every core, checks against the stored tables, a
+//!      streamed write committed under the warehouse commit lock.
+//!    - [`sample`]: the deterministic sample city that reproduces the seed report, and
+//!      the sample and reports shipped inside the binary.
+//!    - [`export`]: every table as plain, hive-partitioned Parquet for other engines.
+//!    - [`bench`]: timing SQL on kpidb or on plain DataFusion over exported Parquet.
+//! 5. Reports
+//!    - [`report`]: ranking reports from reports.toml: Excel, HTML with charts,
+//!      Markdown, CSV; the scheduler and its job.
+//! 6. Serving
+//!    - [`cluster`]: running the same SQL on an Apache Ballista cluster (a session
+//!      hook): codecs, the `kpidb scheduler` and `kpidb executor` processes.
+//!    - [`server`]: `kpidb serve`, the PostgreSQL wire protocol and HTTP API.
+//! 7. The command
+//!    - [`cli`]: the `kpidb` command (query, repl, ingest, history, report, serve,
+//!      gen-sample) and kpidb.toml, which gathers each layer's settings.
 
 pub mod bench;
 pub mod cli;
 pub mod cluster;
-pub mod config;
 pub mod engine;
 pub mod error;
 pub mod export;

@@ -98,26 +98,39 @@ pub fn parse(
     })
 }
 
-/// For a front end that parses SQL itself (datafusion-postgres): `Some(text)` of the
-/// shaped statements when shaping changed them, `None` to use `sql` as it is (also
-/// when it does not parse here: the front end's parser reports that).
-pub fn rewrite(sql: &str, dialect: &(dyn Dialect + Sync)) -> Result<Option<String>, TooComplex> {
+/// What [`rewrite`] made of a statement.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rewrite {
+    /// Shaping changed nothing: use the text as it is.
+    Unchanged,
+    /// The shaped statements, printed.
+    Shaped(String),
+    /// The dialect's parser does not accept it; the front end's parser reports why.
+    Unparsed,
+}
+
+/// For a front end that parses SQL itself (datafusion-postgres): the shaped text of
+/// `sql`'s statements when shaping changed them.
+pub fn rewrite(sql: &str, dialect: &(dyn Dialect + Sync)) -> Result<Rewrite, TooComplex> {
     scan(sql, dialect)?;
     on_parse_stack(sql, || {
         let Ok(mut statements) = Parser::parse_sql(dialect, sql) else {
-            return Ok(None);
+            return Ok(Rewrite::Unparsed);
         };
         let mut rewritten = false;
         for statement in &mut statements {
             rewritten |= shape(statement)?;
         }
-        Ok(rewritten.then(|| {
+        if !rewritten {
+            return Ok(Rewrite::Unchanged);
+        }
+        Ok(Rewrite::Shaped(
             statements
                 .iter()
                 .map(|s| s.to_string())
                 .collect::<Vec<_>>()
-                .join(";\n")
-        }))
+                .join(";\n"),
+        ))
     })
 }
 
@@ -663,7 +676,9 @@ mod tests {
         // Printed and parsed again, the chain stays shallow.
         let many: Vec<String> = (0..100_000).map(|i| format!("c{i} > 0")).collect();
         let sql = format!("SELECT 1 FROM t WHERE {}", many.join(" AND "));
-        let text = rewrite(&sql, &GenericDialect {}).unwrap().unwrap();
+        let Rewrite::Shaped(text) = rewrite(&sql, &GenericDialect {}).unwrap() else {
+            panic!("a long AND chain is regrouped")
+        };
         let mut again = Parser::parse_sql(&GenericDialect {}, &text).unwrap();
         assert!(!shape(&mut again[0]).unwrap(), "already shallow");
         assert_eq!(text.matches(" AND ").count(), 99_999);
@@ -701,7 +716,9 @@ mod tests {
                 .join(" OR ")
         );
         scan(&list, &dialect).unwrap();
-        let rewritten = rewrite(&list, &dialect).unwrap().unwrap();
+        let Rewrite::Shaped(rewritten) = rewrite(&list, &dialect).unwrap() else {
+            panic!("the long OR filter is regrouped")
+        };
         assert!(
             rewritten.contains(" OR "),
             "not equalities with a literal: kept"

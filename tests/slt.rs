@@ -92,7 +92,7 @@ async fn main() {
             continue;
         }
         let mut runner = sqllogictest::Runner::new(|| async {
-            let warehouse = Warehouse::open(kpidb::config::shipped_sample())?;
+            let warehouse = Warehouse::open(kpidb::sample::shipped::warehouse()?)?;
             Ok(KpiDb {
                 engine: Engine::open(warehouse).await?,
             })

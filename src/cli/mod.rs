@@ -1,5 +1,6 @@
 //! The `kpidb` command line: one subcommand per job, each a thin call into the library.
 
+pub mod config;
 mod print;
 mod repl;
 pub mod report;
@@ -13,7 +14,7 @@ use crate::ingest::{ingest, IngestRequest};
 use crate::model::{table_or_err, TABLES};
 use crate::sample::{self, SampleOptions};
 use crate::storage::{AsOf, Warehouse, WriteMode};
-use crate::{config, Engine, Error, Result};
+use crate::{Engine, Error, Result};
 
 pub use print::OutputFormat;
 
@@ -283,14 +284,25 @@ pub struct GenSampleArgs {
 
 pub async fn run(cli: Cli) -> Result<()> {
     let config = config::Config::load(cli.config.as_deref())?;
-    let data = config.data_dir(cli.data, cli.config.as_deref());
+    // Resolved only by the commands that read them (the shipped sample and reports
+    // are written out of the binary on first use).
+    let data_flag = cli.data;
+    let config_file = cli.config;
+    let data = || config.data_dir(data_flag.clone(), config_file.as_deref());
     let options = config.function_options();
     let cluster = config.cluster(cli.cluster.as_deref())?;
     let reports_named = cli.reports.is_some() || config.reports.is_some();
-    let reports =
-        crate::report::reports_file(cli.reports, config.reports_file(cli.config.as_deref()));
+    let reports_flag = cli.reports;
+    let reports = || {
+        crate::report::reports_file(
+            reports_flag.clone(),
+            config.reports_file(config_file.as_deref()),
+        )
+    };
     match cli.command {
-        Command::Report(command) => report::run(command, reports, data, options, cluster).await,
+        Command::Report(command) => {
+            report::run(command, reports()?, data()?, options, cluster).await
+        }
         Command::Serve(args) => {
             let user = match (std::env::var("KPIDB_USER"), std::env::var("KPIDB_PASSWORD")) {
                 (Ok(user), Ok(password)) => Some((user, password)),
@@ -317,6 +329,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             };
             let settings = crate::server::Settings::resolve(&config.server, overrides)?;
             // A reports file that was named must load; the default one is optional.
+            let reports = reports()?;
             let reports = if reports_named || reports.is_file() {
                 Some(crate::report::Reports::load(&reports)?)
             } else {
@@ -326,14 +339,14 @@ pub async fn run(cli: Cli) -> Result<()> {
                 cluster,
                 ..settings
             };
-            crate::server::serve(Warehouse::open(&data)?, options, settings, reports).await
+            crate::server::serve(Warehouse::open(data()?)?, options, settings, reports).await
         }
-        Command::Query(args) => query(&data, args, options, cluster.as_ref()).await,
+        Command::Query(args) => query(&data()?, args, options, cluster.as_ref()).await,
         Command::Repl(pin) => {
             let mut engine =
-                Engine::open_with(Warehouse::open(&data)?, pin.as_of()?, options).await?;
+                Engine::open_with(Warehouse::open(data()?)?, pin.as_of()?, options).await?;
             if let Some(url) = &cluster {
-                engine = engine.on_cluster(url).await?;
+                engine = engine.with_hook(url).await?;
             }
             repl::run(engine).await
         }
@@ -367,7 +380,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Ingest(args) => {
-            let warehouse = Warehouse::open(&data)?;
+            let warehouse = Warehouse::open(data()?)?;
             let summary = ingest(
                 &warehouse,
                 IngestRequest {
@@ -393,7 +406,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::History { table } => {
             let def = table_or_err(&table)?;
-            let warehouse = Warehouse::open(&data)?;
+            let warehouse = Warehouse::open(data()?)?;
             println!(
                 "{:>7}  {:<25}  {:<10}  details",
                 "version", "time (UTC)", "operation"
@@ -411,7 +424,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Snapshot => {
-            let versions = Warehouse::open(&data)?.versions().await?;
+            let versions = Warehouse::open(data()?)?.versions().await?;
             println!("{}", AsOf::Versions(versions));
             Ok(())
         }
@@ -426,7 +439,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Export(args) => {
             let engine =
-                Engine::open_with(Warehouse::open(&data)?, args.pin.as_of()?, options).await?;
+                Engine::open_with(Warehouse::open(data()?)?, args.pin.as_of()?, options).await?;
             let ExportFormat::Parquet = args.format;
             for (table, rows) in crate::export::parquet(&engine, &args.dir).await? {
                 println!("{table:<15} {rows:>10} rows");
@@ -439,9 +452,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             let source = match args.engine {
                 crate::bench::BenchEngine::Kpidb => {
                     let mut engine =
-                        Engine::open_with(Warehouse::open(&data)?, AsOf::Latest, options).await?;
+                        Engine::open_with(Warehouse::open(data()?)?, AsOf::Latest, options).await?;
                     if let Some(url) = &cluster {
-                        engine = engine.on_cluster(url).await?;
+                        engine = engine.with_hook(url).await?;
                     }
                     crate::bench::Source::Warehouse(engine)
                 }
@@ -464,7 +477,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Rollups { rebuild } => {
-            let warehouse = Warehouse::open(&data)?;
+            let warehouse = Warehouse::open(data()?)?;
             if rebuild {
                 crate::rollup::rebuild_all(&warehouse).await?;
             }
@@ -526,7 +539,7 @@ async fn query(
     };
     let mut engine = Engine::open_with(Warehouse::open(data)?, args.pin.as_of()?, options).await?;
     if let Some(url) = cluster {
-        engine = engine.on_cluster(url).await?;
+        engine = engine.with_hook(url).await?;
     }
     let statements = engine.parse(&sql)?;
     if statements.is_empty() {

@@ -1,13 +1,15 @@
 //! `kpidb report list | run | schedule`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
 use super::PinArgs;
+use crate::engine::SessionHook;
 use crate::functions::FunctionOptions;
 use crate::report::{self, spec, Clock, Format, Reports, RunRequest, Scheduler};
-use crate::storage::{AsOf, Warehouse};
+use crate::storage::Warehouse;
 use crate::{Error, Result};
 
 #[derive(Debug, Subcommand)]
@@ -44,6 +46,7 @@ pub async fn run(
     options: FunctionOptions,
     cluster: Option<crate::cluster::ClusterUrl>,
 ) -> Result<()> {
+    let hook = cluster.map(|url| Arc::new(url) as Arc<dyn SessionHook>);
     let reports = Reports::load(&reports_path)?;
     match command {
         ReportCommand::List => {
@@ -106,7 +109,7 @@ pub async fn run(
                 as_of: args.pin.as_of()?,
                 out: args.out,
                 formats,
-                cluster: cluster.clone(),
+                hook: hook.clone(),
             };
             let manifest =
                 report::run_report(&Warehouse::open(&data)?, options, report, request).await?;
@@ -146,7 +149,12 @@ pub async fn run(
             scheduler
                 .run(
                     move |report, _due| {
-                        scheduled_job(warehouse.clone(), options, cluster.clone(), report)
+                        crate::report::scheduled_run(
+                            warehouse.clone(),
+                            options,
+                            hook.clone(),
+                            report,
+                        )
                     },
                     shutdown,
                 )
@@ -155,29 +163,4 @@ pub async fn run(
             Ok(())
         }
     }
-}
-
-/// One scheduled run: the latest data, the report's own parameters and formats, archived.
-pub async fn scheduled_job(
-    warehouse: Warehouse,
-    options: FunctionOptions,
-    cluster: Option<crate::cluster::ClusterUrl>,
-    report: crate::report::Report,
-) -> Result<String> {
-    let manifest = report::run_report(
-        &warehouse,
-        options,
-        &report,
-        RunRequest {
-            as_of: AsOf::Latest,
-            cluster,
-            ..Default::default()
-        },
-    )
-    .await?;
-    Ok(format!(
-        "wrote {} (data versions {})",
-        manifest.dir.display(),
-        manifest.as_of_version
-    ))
 }

@@ -112,6 +112,15 @@ pub fn worker_state(config: SessionConfig, options: FunctionOptions) -> SessionS
     state
 }
 
+/// A cluster URL is a session hook: `engine.with_hook(&url)` sends the queries that read
+/// warehouse tables to the scheduler at `url`.
+#[async_trait::async_trait]
+impl crate::engine::SessionHook for ClusterUrl {
+    async fn attach(&self, state: SessionState, options: FunctionOptions) -> Result<SessionState> {
+        connect(state, self, options).await
+    }
+}
+
 /// Makes `state` (a session with kpidb's tables and functions) send the queries that
 /// read warehouse tables to the scheduler at `url`. Fails when the scheduler cannot
 /// be reached, so a wrong address is found before the first query.

@@ -34,6 +34,27 @@ pub use perf_grade::GradeScheme;
 
 use crate::rollup::Rollups;
 
+/// `[functions]` in kpidb.toml.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionsConfig {
+    /// Default scheme of perf_grade: "mof" (优/良/中/差), "local" (优秀/良好/一般/较差) or "en".
+    #[serde(default)]
+    pub grade_scheme: GradeScheme,
+    /// Whether the table functions read the rollups built at ingest (default true).
+    #[serde(default)]
+    pub rollups: Option<bool>,
+}
+
+impl FunctionsConfig {
+    pub fn options(&self) -> FunctionOptions {
+        FunctionOptions {
+            grade_scheme: self.grade_scheme,
+            rollups: self.rollups.unwrap_or(true),
+        }
+    }
+}
+
 /// Settings the functions take from the configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct FunctionOptions {

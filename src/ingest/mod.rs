@@ -42,7 +42,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use futures::{Stream, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::model::{table_or_err, StoredRule, TableDef};
+use crate::model::{table_or_err, TableDef};
 use crate::storage::{AsOf, Staged, StagedWrite, Warehouse, WriteMode};
 use crate::{Engine, Error, Result};
 pub use cells::Chunk;
@@ -286,18 +286,7 @@ async fn abandon(staged: &mut Option<Staged>, bar: &Progress) {
 fn depends_on(def: &TableDef) -> Vec<&'static str> {
     let mut tables = vec![def.name];
     for rule in def.stored_rules {
-        tables.extend_from_slice(match rule {
-            StoredRule::DepartmentExists | StoredRule::ParentExists => &["departments"][..],
-            StoredRule::IndicatorExists(_) => &["indicators"],
-            StoredRule::ProjectExists => &["projects"],
-            StoredRule::ScoresAddUpToEvaluation | StoredRule::EvaluationMatchesScores => {
-                &["evaluations", "project_scores"]
-            }
-            StoredRule::KeepsReferencedProjects => {
-                &["exante_reviews", "evaluations", "project_scores"]
-            }
-            StoredRule::KeepsReferencedCodes(tables) => tables,
-        });
+        tables.extend(rule.reads());
     }
     tables.sort_unstable();
     tables.dedup();
@@ -574,4 +563,34 @@ impl Progress {
     fn finish(&self) {
         self.bar.finish_and_clear();
     }
+}
+
+/// The rules one table's rows can break by themselves (rows, ranges, cross-column
+/// rules and keys unique within the rows), run exactly as ingest runs them. Used for
+/// rows built in code, such as the generated sample.
+pub fn check_rows(def: &TableDef, rows: &validate::Rows, problems: &mut Problems) -> Result<()> {
+    let file = validate::FileRef::new(&problems.input.clone(), 0);
+    let batches = rows.to_batches(def, 64 * 1024)?;
+    let mut tracker = KeyTracker::new(def, KeyCodec::local(def)?);
+    let mut at = 0;
+    for batch in &batches {
+        let lines = &rows.lines[at..at + batch.num_rows()];
+        at += batch.num_rows();
+        let mut found = Vec::new();
+        rules::check(def, &file, batch, lines, &mut found);
+        problems.extend(found);
+        let ids = tracker.codec.part_ids(batch);
+        tracker.add(batch, ids);
+    }
+    if !tracker.repeated.is_empty() {
+        let none = Default::default();
+        let mut locator = Locator::new(&tracker, &none);
+        let mut at = 0;
+        for batch in &batches {
+            let lines = &rows.lines[at..at + batch.num_rows()];
+            at += batch.num_rows();
+            locator.visit(&file, batch, lines, &tracker.keys_again(batch), problems);
+        }
+    }
+    Ok(())
 }

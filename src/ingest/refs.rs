@@ -115,7 +115,7 @@ impl Refs {
         }
         let replacing = matches!(mode, WriteMode::ReplaceYear | WriteMode::Replace);
         if needs(StoredRule::KeepsReferencedProjects) && replacing {
-            for table in ["exante_reviews", "evaluations", "project_scores"] {
+            for table in StoredRule::KeepsReferencedProjects.reads() {
                 let sql = format!(
                     "SELECT DISTINCT year, project_code FROM {table} ORDER BY year, project_code"
                 );

@@ -12,11 +12,9 @@ use datafusion::arrow::array::{
 use datafusion::arrow::record_batch::RecordBatch;
 use rust_decimal::Decimal;
 
+pub use crate::error::{Problem, ValidationReport, SHOWN_PROBLEMS};
 use crate::model::{Kind, TableDef};
 use crate::{Error, Result};
-
-/// How many problems a report prints; the rest are counted.
-pub const SHOWN_PROBLEMS: usize = 30;
 
 /// How many problems are kept with their text; beyond it they are only counted, so a
 /// file with every one of its hundred million rows wrong still fits in memory.
@@ -72,68 +70,6 @@ pub fn hundredths(value: i128) -> Decimal {
     Decimal::from_i128_with_scale(value, 2)
 }
 
-/// One broken rule.
-#[derive(Debug, Clone)]
-pub struct Problem {
-    /// The file as the user named it.
-    pub file: Arc<str>,
-    /// The file's place among the inputs, so problems sort by file, then row.
-    pub order: usize,
-    pub line: usize,
-    pub column: String,
-    pub value: String,
-    pub rule: String,
-}
-
-/// Every problem found in one ingest; nothing is written when it is not empty.
-#[derive(Debug, Clone)]
-pub struct ValidationReport {
-    /// The input as the user named it (a file, a directory, or several files).
-    pub file: String,
-    pub table: String,
-    pub problems: Vec<Problem>,
-    /// Problems found beyond those kept in `problems`.
-    pub uncounted: usize,
-    /// Said under the first line: how the check came about (a re-check after a
-    /// concurrent commit).
-    pub note: Option<String>,
-}
-
-impl ValidationReport {
-    pub fn total(&self) -> usize {
-        self.problems.len() + self.uncounted
-    }
-}
-
-impl fmt::Display for ValidationReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.total();
-        writeln!(
-            f,
-            "{}: {n} problem{} found; nothing was written to {}",
-            self.file,
-            if n == 1 { "" } else { "s" },
-            self.table
-        )?;
-        if let Some(note) = &self.note {
-            writeln!(f, "  ({note})")?;
-        }
-        for p in self.problems.iter().take(SHOWN_PROBLEMS) {
-            writeln!(
-                f,
-                "  {} row {}, column {}, value \"{}\": {}",
-                p.file, p.line, p.column, p.value, p.rule
-            )?;
-        }
-        if n > SHOWN_PROBLEMS {
-            writeln!(f, "  … and {} more problems", n - SHOWN_PROBLEMS)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ValidationReport {}
-
 /// Where problems of one input file are written down.
 #[derive(Debug, Clone)]
 pub struct FileRef {
@@ -170,7 +106,7 @@ impl FileRef {
 /// Collects the problems of one ingest.
 #[derive(Debug)]
 pub struct Problems {
-    input: String,
+    pub(super) input: String,
     table: &'static str,
     list: Vec<Problem>,
     uncounted: usize,
@@ -298,35 +234,4 @@ fn build_column<'a>(kind: Kind, values: impl Iterator<Item = &'a Value>) -> Resu
             Arc::new(b.finish())
         }
     })
-}
-
-/// The rules one table's rows can break by themselves (rows, ranges, cross-column
-/// rules and keys unique within the rows), run exactly as ingest runs them. Used for
-/// rows built in code, such as the generated sample.
-pub fn check_rows(def: &TableDef, rows: &Rows, problems: &mut Problems) -> Result<()> {
-    use super::keys::{KeyCodec, KeyTracker, Locator};
-    let file = FileRef::new(&problems.input.clone(), 0);
-    let batches = rows.to_batches(def, 64 * 1024)?;
-    let mut tracker = KeyTracker::new(def, KeyCodec::local(def)?);
-    let mut at = 0;
-    for batch in &batches {
-        let lines = &rows.lines[at..at + batch.num_rows()];
-        at += batch.num_rows();
-        let mut found = Vec::new();
-        super::rules::check(def, &file, batch, lines, &mut found);
-        problems.extend(found);
-        let ids = tracker.codec.part_ids(batch);
-        tracker.add(batch, ids);
-    }
-    if !tracker.repeated.is_empty() {
-        let none = Default::default();
-        let mut locator = Locator::new(&tracker, &none);
-        let mut at = 0;
-        for batch in &batches {
-            let lines = &rows.lines[at..at + batch.num_rows()];
-            at += batch.num_rows();
-            locator.visit(&file, batch, lines, &tracker.keys_again(batch), problems);
-        }
-    }
-    Ok(())
 }

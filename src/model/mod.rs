@@ -125,6 +125,24 @@ pub enum StoredRule {
     KeepsReferencedCodes(&'static [&'static str]),
 }
 
+impl StoredRule {
+    /// The stored tables the rule reads, besides the table being written.
+    pub fn reads(&self) -> Vec<&'static str> {
+        match self {
+            StoredRule::DepartmentExists | StoredRule::ParentExists => vec![DEPARTMENTS.name],
+            StoredRule::IndicatorExists(_) => vec![INDICATORS.name],
+            StoredRule::ProjectExists => vec![PROJECTS.name],
+            StoredRule::ScoresAddUpToEvaluation | StoredRule::EvaluationMatchesScores => {
+                vec![EVALUATIONS.name, PROJECT_SCORES.name]
+            }
+            StoredRule::KeepsReferencedProjects => {
+                vec![EXANTE_REVIEWS.name, EVALUATIONS.name, PROJECT_SCORES.name]
+            }
+            StoredRule::KeepsReferencedCodes(tables) => tables.to_vec(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct TableDef {
     pub name: &'static str,

@@ -22,18 +22,21 @@ pub mod xlsx;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use archive::Manifest;
 pub use schedule::{Clock, Scheduler};
 pub use spec::{Format, Report, Reports};
 
+use crate::engine::SessionHook;
 use crate::functions::FunctionOptions;
 use crate::storage::{AsOf, Warehouse};
 use crate::{Engine, Result};
 
-/// The reports file shipped with the source tree: the annual ranking circular.
-pub fn shipped_reports() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reports.toml")
+/// The shipped reports file (the annual ranking circular), written out from the
+/// binary on first use ([`crate::sample::shipped`]).
+pub fn shipped_reports() -> Result<PathBuf> {
+    crate::sample::shipped::reports()
 }
 
 /// One run's request.
@@ -47,8 +50,8 @@ pub struct RunRequest {
     pub out: Option<PathBuf>,
     /// Formats to write instead of the report's own.
     pub formats: Option<Vec<Format>>,
-    /// Run the report's queries on this Ballista cluster.
-    pub cluster: Option<crate::cluster::ClusterUrl>,
+    /// Where the report's queries run, when not here (a Ballista cluster).
+    pub hook: Option<Arc<dyn SessionHook>>,
 }
 
 /// Runs `report` on one pinned engine and writes its outputs.
@@ -59,8 +62,8 @@ pub async fn run_report(
     request: RunRequest,
 ) -> Result<Manifest> {
     let mut engine = Engine::open_with(warehouse.clone(), request.as_of, options).await?;
-    if let Some(url) = &request.cluster {
-        engine = engine.on_cluster(url).await?;
+    if let Some(hook) = &request.hook {
+        engine = engine.with_hook(hook.as_ref()).await?;
     }
     let outcome = run::execute(&engine, report, request.params).await?;
     let formats = request.formats.unwrap_or_else(|| report.formats.clone());
@@ -74,12 +77,42 @@ pub async fn run_report(
     .map_err(|e| crate::Error::usage(format!("report '{}': writing stopped: {e}", report.name)))?
 }
 
+/// One scheduled run: the latest data, the report's own parameters and formats,
+/// archived; what `kpidb serve` and `kpidb report schedule` give their [`Scheduler`].
+pub async fn scheduled_run(
+    warehouse: Warehouse,
+    options: FunctionOptions,
+    hook: Option<Arc<dyn SessionHook>>,
+    report: Report,
+) -> Result<String> {
+    let manifest = run_report(
+        &warehouse,
+        options,
+        &report,
+        RunRequest {
+            as_of: AsOf::Latest,
+            hook,
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(format!(
+        "wrote {} (data versions {})",
+        manifest.dir.display(),
+        manifest.as_of_version
+    ))
+}
+
 /// The reports file: `--reports` (or KPIDB_REPORTS), else kpidb.toml's `reports`,
 /// else `reports.toml` in the current directory, else the shipped one.
-pub fn reports_file(flag: Option<PathBuf>, configured: Option<PathBuf>) -> PathBuf {
-    flag.or(configured)
+pub fn reports_file(flag: Option<PathBuf>, configured: Option<PathBuf>) -> Result<PathBuf> {
+    match flag
+        .or(configured)
         .or_else(|| Some(PathBuf::from("reports.toml")).filter(|p| p.is_file()))
-        .unwrap_or_else(shipped_reports)
+    {
+        Some(path) => Ok(path),
+        None => shipped_reports(),
+    }
 }
 
 /// Paths of a run's files, for printing.

@@ -159,9 +159,11 @@ pub async fn after_commit(
             false => None,
         };
         let one_behind = recorded.as_ref().is_some_and(|recorded| {
-            // Only dept_scores is split by year; a change to indicators is rare and
-            // may touch every year.
-            table == "dept_scores" && version > 0 && recorded.get(table) == Some(&(version - 1))
+            // Only a table split by year (dept_scores) is recomputed by year; a change
+            // to another source (indicators) is rare and may touch every year.
+            crate::model::table(table).is_some_and(|t| t.partitioned())
+                && version > 0
+                && recorded.get(table) == Some(&(version - 1))
         });
         let others_same = recorded.as_ref().is_some_and(|recorded| {
             def.sources

@@ -5,6 +5,7 @@
 
 mod names;
 mod scores;
+pub mod shipped;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,7 +13,8 @@ use std::path::Path;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::ingest::validate::{check_rows, Problems, Rows, Value};
+use crate::ingest::check_rows;
+use crate::ingest::validate::{Problems, Rows, Value};
 use crate::model::{self, TableDef};
 use crate::storage::{Warehouse, WriteMode};
 use crate::Result;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, Notify, Semaphore};
 
-use super::errors::{panic_message, ClientError};
+use super::errors::{http_response, panic_message, ClientError, Code};
 use super::limits::{plan_query, Limits};
 use super::policy::{self, Verdict};
 use super::Shared;
@@ -52,15 +52,15 @@ pub fn router(shared: Arc<Shared>) -> Router {
                 AssertUnwindSafe(next.run(request))
                     .catch_unwind()
                     .await
-                    .unwrap_or_else(|panic| error(panicked(&path, panic)))
+                    .unwrap_or_else(|panic| http_response(panicked(&path, panic)))
             },
         ))
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             let slots = slots.clone();
             async move {
                 let Ok(_slot) = slots.try_acquire_owned() else {
-                    return error(ClientError::new(
-                        "too_many_connections",
+                    return http_response(ClientError::new(
+                        Code::TooManyConnections,
                         "the server is at max_connections; retry shortly",
                     ));
                 };
@@ -70,25 +70,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-pub(super) fn error(error: ClientError) -> Response {
-    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (
-        status,
-        Json(json!({"code": error.code, "message": error.message})),
-    )
-        .into_response();
-    if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"kpidb\", Basic realm=\"kpidb\""),
-        );
-    }
-    response
-}
-
 async fn not_found() -> Response {
-    error(ClientError::new(
-        "not_found",
+    http_response(ClientError::new(
+        Code::NotFound,
         "no such endpoint; see POST /api/sql, GET /api/tables, GET /api/reports, GET /healthz, GET /metrics",
     ))
 }
@@ -105,7 +89,7 @@ async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next:
         }
         Err(message) => {
             shared.metrics.auth_failed(PROTOCOL);
-            error(ClientError::new("unauthorized", message))
+            http_response(ClientError::new(Code::Unauthorized, message))
         }
     }
 }
@@ -131,7 +115,7 @@ async fn tables(State(shared): State<Arc<Shared>>) -> Response {
     for def in TABLES {
         match describe(&shared, def.name).await {
             Ok(table) => out.push(table),
-            Err(e) => return error(e),
+            Err(e) => return http_response(e),
         }
     }
     Json(out).into_response()
@@ -139,8 +123,8 @@ async fn tables(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn table(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
     if !TABLES.iter().any(|def| def.name == name) {
-        return error(ClientError::new(
-            "not_found",
+        return http_response(ClientError::new(
+            Code::NotFound,
             format!(
                 "no table '{name}'; the tables are {}",
                 TABLES.iter().map(|d| d.name).collect::<Vec<_>>().join(", ")
@@ -149,13 +133,13 @@ async fn table(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> R
     }
     match describe(&shared, &name).await {
         Ok(table) => Json(table).into_response(),
-        Err(e) => error(e),
+        Err(e) => http_response(e),
     }
 }
 
 async fn describe(shared: &Shared, name: &str) -> Result<serde_json::Value, ClientError> {
     let def = crate::model::table_or_err(name)
-        .map_err(|e| ClientError::new("not_found", e.to_string()))?;
+        .map_err(|e| ClientError::new(Code::NotFound, e.to_string()))?;
     let context = shared.engine.context();
     let provider = context
         .table_provider(name)
@@ -234,7 +218,7 @@ impl Format {
                 "arrow" => Ok(Format::Arrow),
                 "parquet" => Ok(Format::Parquet),
                 other => Err(ClientError::new(
-                    "bad_request",
+                    Code::BadRequest,
                     format!("format={other} is not one of json, csv, arrow, parquet"),
                 )),
             };
@@ -263,7 +247,7 @@ impl Format {
             }
         }
         Err(ClientError::new(
-            "not_acceptable",
+            Code::NotAcceptable,
             format!(
                 "cannot answer Accept: {accept}; use application/json, text/csv, \
                  application/vnd.apache.arrow.stream or application/vnd.apache.parquet"
@@ -287,14 +271,14 @@ async fn sql(
     match answer {
         Ok(response) => response,
         Err(e) => {
-            shared.metrics.error(PROTOCOL, e.code);
+            shared.metrics.error(PROTOCOL, e.code.name());
             log::debug!(
                 "http: {} after {:?}: {}",
-                e.code,
+                e.code.name(),
                 started.elapsed(),
                 e.message
             );
-            error(e)
+            http_response(e)
         }
     }
 }
@@ -308,7 +292,7 @@ async fn run_sql(
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::pick(params.format.as_deref(), accept)?;
     let text = String::from_utf8(body.to_vec())
-        .map_err(|_| ClientError::new("bad_request", "the request body is not UTF-8"))?;
+        .map_err(|_| ClientError::new(Code::BadRequest, "the request body is not UTF-8"))?;
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -317,7 +301,7 @@ async fn run_sql(
         serde_json::from_str::<SqlBody>(&text)
             .map_err(|e| {
                 ClientError::new(
-                    "bad_request",
+                    Code::BadRequest,
                     format!("the JSON body must be {{\"sql\": \"…\"}}: {e}"),
                 )
             })?
@@ -327,7 +311,7 @@ async fn run_sql(
     };
     if sql.trim().is_empty() {
         return Err(ClientError::new(
-            "bad_request",
+            Code::BadRequest,
             "no SQL: send it as the request body (text/plain) or as {\"sql\": \"…\"}",
         ));
     }
@@ -338,7 +322,7 @@ async fn run_sql(
         .map_err(|e| ClientError::from_datafusion(&e))?;
     if statements.len() != 1 {
         return Err(ClientError::new(
-            "bad_request",
+            Code::BadRequest,
             format!(
                 "send exactly one SQL statement per request (found {})",
                 statements.len()
@@ -387,34 +371,15 @@ async fn run_sql(
 
 /// Only queries over HTTP: each request is one statement with no session.
 fn check(statement: &DFStatement) -> Result<(), ClientError> {
-    let inner = match statement {
-        DFStatement::Statement(statement) => statement.as_ref(),
-        DFStatement::Explain(explain) => return check(&explain.statement),
-        other => {
-            return Err(ClientError::new(
-                "read_only",
-                format!(
-                    "kpidb serves the warehouse read-only: {} is not allowed (only SELECT, \
-                     WITH, EXPLAIN and SHOW run; the warehouse is changed only by `kpidb ingest`)",
-                    other
-                        .to_string()
-                        .split_whitespace()
-                        .take(3)
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
-            ))
-        }
-    };
-    match policy::classify(inner) {
+    match policy::classify_df(statement) {
         Verdict::Query => Ok(()),
-        Verdict::Refuse(message) => Err(ClientError::new("read_only", message)),
+        Verdict::Refuse(message) => Err(ClientError::new(Code::ReadOnly, message)),
         Verdict::Session | Verdict::Ignore(_) => Err(ClientError::new(
-            "bad_request",
+            Code::BadRequest,
             format!(
                 "{} has no effect over HTTP, where each request is one query; use the \
                  PostgreSQL protocol for session settings",
-                policy::kind(inner)
+                policy::kind_df(statement)
             ),
         )),
     }
@@ -501,7 +466,7 @@ fn panicked(sql: &str, panic: Box<dyn std::any::Any + Send>) -> ClientError {
     let shown: String = sql.chars().take(2000).collect();
     log::error!("http: internal error ({what}) answering: {shown}");
     ClientError::new(
-        "internal",
+        Code::Internal,
         format!("internal error in kpidb while answering this request ({what})"),
     )
 }

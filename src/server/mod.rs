@@ -42,6 +42,7 @@ use datafusion::prelude::SessionContext;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 
+use crate::engine::SessionHook;
 use crate::functions::FunctionOptions;
 use crate::report::{Clock, Reports, Scheduler};
 use crate::storage::{AsOf, Warehouse};
@@ -109,10 +110,13 @@ pub async fn start(
     let scheduled_warehouse = warehouse.clone();
     let engine = Engine::open_in(warehouse, AsOf::Latest, options, state).await?;
     let engine = match &settings.cluster {
-        Some(url) => engine.on_cluster(url).await?,
+        Some(url) => engine.with_hook(url).await?,
         None => engine,
     };
-    let cluster = settings.cluster.clone();
+    let cluster = settings
+        .cluster
+        .clone()
+        .map(|url| Arc::new(url) as Arc<dyn SessionHook>);
     let base = engine.context().clone();
     setup_pg_catalog(&base, "datafusion", EmptyContextProvider).map_err(|e| Error::from(*e))?;
     {
@@ -198,7 +202,7 @@ pub async fn start(
     }
     if let Some(scheduler) = shared.reports.clone() {
         let job = move |report, _due| {
-            crate::cli::report::scheduled_job(
+            crate::report::scheduled_run(
                 scheduled_warehouse.clone(),
                 options,
                 cluster.clone(),

@@ -54,11 +54,12 @@ use tokio::sync::{Notify, Semaphore};
 
 use super::auth::ScramSource;
 use super::budget::{self, Budget};
-use super::errors::{panic_message, ClientError};
+use super::errors::{panic_message, ClientError, Code};
 use super::limits::{plan_query, Limits};
 use super::metrics::Metrics;
 use super::policy::{self, Verdict};
 use super::Shared;
+use crate::shape::Rewrite;
 
 const PROTOCOL: &str = "pg";
 
@@ -108,7 +109,7 @@ async fn refuse_connection(mut socket: TcpStream, max: usize) {
     for (tag, value) in [
         (b'S', "FATAL"),
         (b'V', "FATAL"),
-        (b'C', "53300"),
+        (b'C', Code::TooManyConnections.sqlstate()),
         (b'M', message.as_str()),
     ] {
         fields.put_u8(tag);
@@ -238,11 +239,29 @@ struct Service {
 }
 
 /// The shaped SQL for `query`, or a 54001 error when it is too complex to plan.
+///
+/// A statement only DataFusion's own parser knows (`CREATE EXTERNAL TABLE`, `COPY … TO`
+/// in its syntax) is refused here as the write it is, not left to datafusion-postgres's
+/// parser to call a syntax error.
 fn shaped(query: &str) -> PgWireResult<Cow<'_, str>> {
-    match crate::shape::rewrite(query, &PostgreSqlDialect {}) {
-        Ok(Some(text)) => Ok(Cow::Owned(text)),
-        Ok(None) => Ok(Cow::Borrowed(query)),
-        Err(e) => Err(user_error(&ClientError::new("too_complex", e.to_string()))),
+    let dialect = PostgreSqlDialect {};
+    match crate::shape::rewrite(query, &dialect) {
+        Ok(Rewrite::Shaped(text)) => Ok(Cow::Owned(text)),
+        Ok(Rewrite::Unchanged) => Ok(Cow::Borrowed(query)),
+        Ok(Rewrite::Unparsed) => {
+            if let Ok(statements) = crate::shape::parse(query, &dialect) {
+                for statement in &statements {
+                    if let Verdict::Refuse(message) = policy::classify_df(statement) {
+                        return Err(refused(message));
+                    }
+                }
+            }
+            Ok(Cow::Borrowed(query))
+        }
+        Err(e) => Err(user_error(&ClientError::new(
+            Code::TooComplex,
+            e.to_string(),
+        ))),
     }
 }
 
@@ -258,7 +277,7 @@ fn panicked(sql: &str, panic: Box<dyn std::any::Any + Send>) -> PgWireError {
     log::error!("pg: internal error ({what}) answering: {shown}");
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "ERROR".into(),
-        "XX000".into(),
+        Code::Internal.sqlstate().into(),
         format!("internal error in kpidb while answering this statement ({what}); the connection is still usable"),
     )))
 }
@@ -426,7 +445,7 @@ impl StartupHandler for Startup {
         if self.require_tls && !client.is_secure() {
             return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
                 "FATAL".into(),
-                "28000".into(),
+                Code::TlsRequired.sqlstate().into(),
                 "this kpidb server accepts only TLS connections: connect with sslmode=require"
                     .into(),
             ))));
@@ -513,7 +532,7 @@ impl ErrorHandler for Errors {
                 .unwrap_or_default();
             *error = PgWireError::UserError(Box::new(ErrorInfo::new(
                 "FATAL".into(),
-                "28P01".into(),
+                Code::Unauthorized.sqlstate().into(),
                 format!("password authentication failed for user \"{user}\""),
             )));
         }
@@ -522,15 +541,15 @@ impl ErrorHandler for Errors {
                 *error = user_error(&ClientError::from_datafusion(df));
             } else if let Some(parse) = inner.downcast_ref::<ParserError>() {
                 *error = user_error(&ClientError::new(
-                    "syntax_error",
+                    Code::SyntaxError,
                     format!("SQL error: {parse}"),
                 ));
             }
         }
         let code = match error {
             PgWireError::UserError(info) => info.code.clone(),
-            PgWireError::QueryCanceled => "57014".into(),
-            _ => "XX000".into(),
+            PgWireError::QueryCanceled => Code::Cancelled.sqlstate().into(),
+            _ => Code::Internal.sqlstate().into(),
         };
         log::debug!("pg: error {code}: {error}");
         self.metrics.error(PROTOCOL, &code);
@@ -540,7 +559,7 @@ impl ErrorHandler for Errors {
 fn user_error(error: &ClientError) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "ERROR".into(),
-        error.sqlstate.into(),
+        error.sqlstate().into(),
         error.message.clone(),
     )))
 }
@@ -578,7 +597,7 @@ fn bare_show(statement: &Statement) -> Option<PgWireError> {
     match statement {
         Statement::ShowVariable { variable } if variable.is_empty() => {
             Some(user_error(&ClientError::new(
-                "syntax_error",
+                Code::SyntaxError,
                 "SHOW needs the name of a setting, e.g. SHOW search_path or SHOW ALL",
             )))
         }
@@ -587,7 +606,7 @@ fn bare_show(statement: &Statement) -> Option<PgWireError> {
 }
 
 fn refused(message: String) -> PgWireError {
-    user_error(&ClientError::new("read_only", message))
+    user_error(&ClientError::new(Code::ReadOnly, message))
 }
 
 #[async_trait]

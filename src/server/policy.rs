@@ -6,6 +6,7 @@
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{Set, Statement};
 
 /// How a server treats one parsed statement.
@@ -97,6 +98,31 @@ pub fn classify(statement: &Statement) -> Verdict {
     }
 }
 
+/// [`classify`] for a statement of DataFusion's parser, which adds its own writes
+/// (`CREATE EXTERNAL TABLE`, `COPY … TO`) to the SQL ones.
+pub fn classify_df(statement: &DFStatement) -> Verdict {
+    match statement {
+        DFStatement::Statement(statement) => classify(statement),
+        DFStatement::Explain(explain) => match classify_df(&explain.statement) {
+            Verdict::Query => Verdict::Query,
+            _ => refuse_df(&explain.statement),
+        },
+        other => refuse_df(other),
+    }
+}
+
+fn refuse_df(statement: &DFStatement) -> Verdict {
+    Verdict::Refuse(read_only(&kind_df(statement)))
+}
+
+/// [`kind`] for a statement of DataFusion's parser.
+pub fn kind_df(statement: &DFStatement) -> String {
+    match statement {
+        DFStatement::Statement(statement) => kind(statement),
+        other => leading_words(&other.to_string()),
+    }
+}
+
 fn classify_set(set: &Set) -> Verdict {
     match set {
         Set::SingleAssignment {
@@ -129,16 +155,23 @@ fn classify_set(set: &Set) -> Verdict {
 }
 
 fn refuse(statement: &Statement) -> Verdict {
-    Verdict::Refuse(format!(
-        "kpidb serves the warehouse read-only: {} is not allowed (only SELECT, WITH, EXPLAIN, \
-         SHOW and client SET statements run; the warehouse is changed only by `kpidb ingest`)",
-        kind(statement)
-    ))
+    Verdict::Refuse(read_only(&kind(statement)))
+}
+
+fn read_only(kind: &str) -> String {
+    format!(
+        "kpidb serves the warehouse read-only: {kind} is not allowed (only SELECT, WITH, \
+         EXPLAIN, SHOW and client SET statements run; the warehouse is changed only by \
+         `kpidb ingest`)"
+    )
 }
 
 /// The statement's leading keywords ("CREATE EXTERNAL TABLE", "COPY", "INSERT").
 pub fn kind(statement: &Statement) -> String {
-    let text = statement.to_string();
+    leading_words(&statement.to_string())
+}
+
+fn leading_words(text: &str) -> String {
     let words: Vec<&str> = text.split_whitespace().collect();
     let take = match words.first().map(|w| w.to_ascii_uppercase()) {
         Some(w) if matches!(w.as_str(), "CREATE" | "DROP" | "ALTER") => {

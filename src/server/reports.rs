@@ -11,8 +11,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::errors::ClientError;
-use super::http::error;
+use super::errors::{http_response, ClientError, Code};
 use super::Shared;
 use crate::report::{archive, Format, Manifest};
 
@@ -73,7 +72,7 @@ pub async fn latest(
     Path(name): Path<String>,
     Query(query): Query<LatestQuery>,
 ) -> Response {
-    let not_found = |message: String| error(ClientError::new("not_found", message));
+    let not_found = |message: String| http_response(ClientError::new(Code::NotFound, message));
     let Some(report) = shared
         .reports
         .as_ref()
@@ -89,15 +88,15 @@ pub async fn latest(
                 archive::report_dir(report).display()
             ))
         }
-        Err(e) => return error(ClientError::new("internal", e.to_string())),
+        Err(e) => return http_response(ClientError::new(Code::Internal, e.to_string())),
     };
     let format = match query.format.as_deref() {
         None | Some("json") => return Json(summary(&name, &manifest)).into_response(),
         Some(text) => match Format::parse(text) {
             Some(format) => format,
             None => {
-                return error(ClientError::new(
-                    "bad_request",
+                return http_response(ClientError::new(
+                    Code::BadRequest,
                     format!("format '{text}': use xlsx, html, md, csv or json"),
                 ))
             }
@@ -122,8 +121,8 @@ pub async fn latest(
     let bytes = match tokio::fs::read(&path).await {
         Ok(bytes) => bytes,
         Err(e) => {
-            return error(ClientError::new(
-                "internal",
+            return http_response(ClientError::new(
+                Code::Internal,
                 format!("{}: {e}", path.display()),
             ))
         }

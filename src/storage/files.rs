@@ -1,6 +1,6 @@
 //! A Delta snapshot as a table provider that also knows its data files, so a query
-//! planned here can be shipped to a cluster as a plain list of Parquet files (see
-//! [`crate::cluster`]) instead of a Delta snapshot other processes would have to replay.
+//! planned here can be shipped to a cluster as a plain list of Parquet files instead
+//! of a Delta snapshot other processes would have to replay.
 
 use std::sync::Arc;
 

@@ -65,7 +65,10 @@ impl Warehouse {
         let root = absolute(root.as_ref())?;
         if !root.is_dir() {
             return Err(Error::usage(format!(
-                "warehouse {} does not exist; create one with `kpidb init {}`",
+                "warehouse {} does not exist; create an empty one with `kpidb init {}`, \
+                 or a copy of the sample city with `kpidb gen-sample --out {}` (with no \
+                 --data, KPIDB_DATA or `data` in kpidb.toml, kpidb reads the sample it ships)",
+                root.display(),
                 root.display(),
                 root.display()
             )));

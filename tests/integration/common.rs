@@ -34,7 +34,7 @@ pub fn stderr(output: &Output) -> String {
 pub fn sample_copy() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let target = dir.path().join("warehouse");
-    copy_dir(&kpidb::config::shipped_sample(), &target);
+    copy_dir(&kpidb::sample::shipped::warehouse().unwrap(), &target);
     (dir, target)
 }
 
@@ -232,3 +232,20 @@ pub const TLS_FLAGS: &[&str] = &[
 pub const USER: &str = "analyst";
 pub const PASSWORD: &str = "correct horse battery";
 pub const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+/// `Response::json` for the tests. reqwest's own `json` feature stays off so the tests
+/// build reqwest with exactly the features object_store already uses (see Cargo.toml):
+/// one build of the dependencies for `cargo run` and `cargo test`.
+pub trait JsonResponse {
+    fn json<T: serde::de::DeserializeOwned>(
+        self,
+    ) -> impl std::future::Future<Output = Result<T, String>> + Send;
+}
+
+impl JsonResponse for reqwest::Response {
+    async fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, String> {
+        let body = self.bytes().await.map_err(|e| e.to_string())?;
+        serde_json::from_slice(&body)
+            .map_err(|e| format!("{e} in {}", String::from_utf8_lossy(&body)))
+    }
+}

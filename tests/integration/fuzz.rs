@@ -7,13 +7,13 @@
 //! `KPIDB_FUZZ_SECONDS` (default 45) bounds the random part; `KPIDB_FUZZ_SEED` picks
 //! the stream (default: fixed, so CI is repeatable; the seed is printed either way).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::Served;
+use crate::common::Served;
 use futures::StreamExt;
 use kpidb::model::{Kind, TABLES};
 use rand::{Rng, SeedableRng};

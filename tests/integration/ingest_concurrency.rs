@@ -2,12 +2,12 @@
 //! outcome equals one of the serial orders, the loser of a real conflict names what
 //! conflicts and writes nothing, and the rollups stay correct.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Output, Stdio};
 
-use common::{run, sample_copy, scalar, stderr, stdout, version};
+use crate::common::{run, sample_copy, scalar, stderr, stdout, version};
 
 const HEADER: &str = "year,dept_code,indicator_code,score,max_score\n";
 

@@ -3,12 +3,10 @@
 //! HTML, Markdown and CSV checked, reproducibility with `--as-of-version` after a new
 //! ingest, bad report specs, and the scheduler inside a running `kpidb serve`.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
+use crate::common::{run, sample_copy, stderr, stdout, JsonResponse, Served};
 use calamine::{open_workbook, Data, Reader, Xlsx};
-use common::{run, sample_copy, stderr, stdout, Served};
 use datafusion::arrow::array::Array;
 use datafusion::arrow::util::display::array_value_to_string;
 use kpidb::report::Manifest;
@@ -60,7 +58,7 @@ async fn answers(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_default_report_matches_its_sql_in_every_format() {
-    let data = kpidb::config::shipped_sample();
+    let data = kpidb::sample::shipped::warehouse().unwrap();
     let out = tempfile::tempdir().unwrap();
     let manifest = run_report(&data, out.path(), &[]);
     assert_eq!(
@@ -311,7 +309,7 @@ fn as_of_version_reproduces_a_run_after_a_new_ingest() {
 #[test]
 fn bad_specs_and_requests_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let data = kpidb::config::shipped_sample();
+    let data = kpidb::sample::shipped::warehouse().unwrap();
     let cases = [
         ("[report.r]\ntitle = \"t\"\n[[report.r.sections]]\ntitle = \"s\"\nquery = \"nope.sql\"\n",
          "report 'r': sections[0] ('s').query: cannot read"),
@@ -387,7 +385,7 @@ sql = "SELECT * FROM no_such_table"
 "#,
     )
     .unwrap();
-    let data = kpidb::config::shipped_sample();
+    let data = kpidb::sample::shipped::warehouse().unwrap();
     let served = Served::start(&data, "", &["--reports", reports.to_str().unwrap()]);
     let http = reqwest::Client::new();
     let mut listed = serde_json::Value::Null;

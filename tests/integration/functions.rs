@@ -2,9 +2,9 @@
 //! seen in EXPLAIN, time travel and fresh ingests seen by the table functions, the
 //! configured default grade scheme, and `\df` / FUNCTIONS.md documenting every one.
 
-mod common;
+use crate::common;
 
-use common::{run, sample_copy, stderr, stdout};
+use crate::common::{run, sample_copy, stderr, stdout};
 use kpidb::{AsOf, Engine, Warehouse};
 
 async fn physical_plan(engine: &Engine, sql: &str) -> String {
@@ -21,7 +21,7 @@ async fn physical_plan(engine: &Engine, sql: &str) -> String {
 #[tokio::test]
 async fn one_year_reads_only_its_partitions() {
     // With the rollups the shipped sample has, and on the raw scores without them.
-    let warehouse = Warehouse::open(kpidb::config::shipped_sample()).unwrap();
+    let warehouse = Warehouse::open(kpidb::sample::shipped::warehouse().unwrap()).unwrap();
     let with = Engine::open(warehouse.clone()).await.unwrap();
     let raw = Engine::open_raw(warehouse, kpidb::AsOf::Latest)
         .await
@@ -130,7 +130,7 @@ async fn the_default_grade_scheme_comes_from_the_configuration() {
 
     // The library default is mof.
     let engine = Engine::open_at(
-        Warehouse::open(kpidb::config::shipped_sample()).unwrap(),
+        Warehouse::open(kpidb::sample::shipped::warehouse().unwrap()).unwrap(),
         AsOf::Latest,
     )
     .await

@@ -2,11 +2,11 @@
 //! column, value and rule, and the table's version does not move; good input in every
 //! format lands in one commit.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
-use common::{run, sample_copy, scalar, stderr, stdout, version};
+use crate::common::{run, sample_copy, scalar, stderr, stdout, version};
 
 /// Ingests `content` written to `name` and returns the output; asserts the version of
 /// `table` is unchanged and the command failed, with every `expected` fragment in stderr.

@@ -5,33 +5,19 @@
 //! BENCHMARKS.md has the real ones.
 //!
 //! Needs a Python with duckdb (`KPIDB_PYTHON`, as .ci/run provides); without one the
-//! test says so and passes, unless KPIDB_REQUIRE_CLIENTS is set.
+//! test is skipped with a notice (`optional.rs`), unless KPIDB_REQUIRE_CLIENTS=1.
 
 use std::path::Path;
 use std::process::Command;
 
-fn python_with_duckdb() -> Option<String> {
-    let python = std::env::var("KPIDB_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&python)
-        .args(["-c", "import duckdb"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(python);
-    }
-    assert!(
-        std::env::var_os("KPIDB_REQUIRE_CLIENTS").is_none(),
-        "{python} cannot import duckdb (install benches/compare/requirements.txt)"
-    );
-    eprintln!("skipping: {python} cannot import duckdb");
-    None
-}
+use crate::optional::{self, Client};
 
 #[test]
 fn every_engine_agrees_on_every_question_at_city_size() {
-    let Some(python) = python_with_duckdb() else {
+    if !optional::available(Client::PythonDuckdb) {
         return;
-    };
+    }
+    let python = optional::python();
     let work = tempfile::tempdir().unwrap();
     let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/compare/run.py");
     let out = Command::new(&python)

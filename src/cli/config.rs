@@ -1,15 +1,11 @@
-//! Where kpidb finds its warehouse: `--data`, else `KPIDB_DATA`, else the sample
-//! warehouse shipped in `sample_data/`, so a first command answers real questions.
-//! And the settings of `kpidb.toml` (`--config FILE` or `KPIDB_CONFIG`).
+//! `kpidb.toml` (`--config FILE` or `KPIDB_CONFIG`): the file gathers the settings
+//! of the layers below, each declared by its owner (`[functions]` in
+//! [`crate::functions`], `[server]` in [`crate::server`]), and says where the warehouse
+//! is: `--data`, else `KPIDB_DATA`, else the file's `data`, else the sample shipped
+//! inside the binary ([`crate::sample::shipped`]), so a first command answers real
+//! questions.
 
 use std::path::PathBuf;
-
-/// The sample warehouse shipped with the source tree.
-pub fn shipped_sample() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("sample_data")
-        .join("warehouse")
-}
 
 /// The configuration file. Unknown keys are errors, so a typo never passes silently.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -20,24 +16,13 @@ pub struct Config {
     /// The reports file (relative to this file); `--reports` / KPIDB_REPORTS win.
     pub reports: Option<PathBuf>,
     #[serde(default)]
-    pub functions: FunctionsConfig,
+    pub functions: crate::functions::FunctionsConfig,
     /// Run queries, `kpidb serve` and reports on the Ballista cluster whose scheduler
     /// is at this df://HOST:PORT; `--cluster` / KPIDB_CLUSTER win.
     pub cluster: Option<String>,
     /// `kpidb serve` settings.
     #[serde(default)]
     pub server: crate::server::ServerConfig,
-}
-
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FunctionsConfig {
-    /// Default scheme of perf_grade: "mof" (优/良/中/差), "local" (优秀/良好/一般/较差) or "en".
-    #[serde(default)]
-    pub grade_scheme: crate::functions::GradeScheme,
-    /// Whether the table functions read the rollups built at ingest (default true).
-    #[serde(default)]
-    pub rollups: Option<bool>,
 }
 
 impl Config {
@@ -53,16 +38,20 @@ impl Config {
 
     /// The warehouse: the `--data` flag (or KPIDB_DATA), else this file's `data`,
     /// else the shipped sample.
-    pub fn data_dir(&self, flag: Option<PathBuf>, file: Option<&std::path::Path>) -> PathBuf {
+    pub fn data_dir(
+        &self,
+        flag: Option<PathBuf>,
+        file: Option<&std::path::Path>,
+    ) -> crate::Result<PathBuf> {
         if let Some(flag) = flag {
-            return flag;
+            return Ok(flag);
         }
         match &self.data {
-            Some(data) => file
+            Some(data) => Ok(file
                 .and_then(|f| f.parent())
                 .map(|dir| dir.join(data))
-                .unwrap_or_else(|| data.clone()),
-            None => shipped_sample(),
+                .unwrap_or_else(|| data.clone())),
+            None => crate::sample::shipped::warehouse(),
         }
     }
 
@@ -86,9 +75,6 @@ impl Config {
     }
 
     pub fn function_options(&self) -> crate::functions::FunctionOptions {
-        crate::functions::FunctionOptions {
-            grade_scheme: self.functions.grade_scheme,
-            rollups: self.functions.rollups.unwrap_or(true),
-        }
+        self.functions.options()
     }
 }

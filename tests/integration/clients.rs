@@ -2,35 +2,16 @@
 //! (psycopg, SQLAlchemy, pandas), the PostgreSQL JDBC driver, and the startup SQL of
 //! Metabase, Grafana, DBeaver and Superset replayed as fixtures.
 //!
-//! `.ci/run` installs the clients and sets KPIDB_REQUIRE_CLIENTS=1, so a missing
-//! client fails CI; elsewhere a missing client skips its test with a notice.
+//! The clients are optional (`optional.rs`): `.ci/run` installs them and requires them;
+//! elsewhere a missing client skips its test with a notice and a summary at the end.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{sample_copy, Served, PASSWORD, SERVER_CONFIG, USER};
-
-fn required() -> bool {
-    std::env::var("KPIDB_REQUIRE_CLIENTS").is_ok_and(|v| v == "1")
-}
-
-/// Whether `program` runs; when it does not, fails under CI and skips elsewhere.
-fn available(program: &str, probe: &[&str]) -> bool {
-    let ok = Command::new(program)
-        .args(probe)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !required(),
-            "{program} is required (KPIDB_REQUIRE_CLIENTS=1) but does not run"
-        );
-        eprintln!("SKIPPED: {program} is not installed (.ci/run installs it)");
-    }
-    ok
-}
+use crate::common::{sample_copy, Served, PASSWORD, SERVER_CONFIG, USER};
+use crate::optional::{self, Client};
 
 fn client_env(served: &Served, data: &Path) -> Vec<(String, String)> {
     let score = common::scalar(
@@ -74,7 +55,7 @@ fn psql(served: &Served, sslmode: &str, command: &str) -> Command {
 
 #[test]
 fn psql_lists_and_describes_tables_and_queries() {
-    if !available("psql", &["--version"]) {
+    if !optional::available(Client::Psql) {
         return;
     }
     let (_dir, data) = sample_copy();
@@ -113,7 +94,7 @@ fn psql_lists_and_describes_tables_and_queries() {
 
 #[test]
 fn psql_over_tls() {
-    if !available("psql", &["--version"]) {
+    if !optional::available(Client::Psql) {
         return;
     }
     let (_dir, data) = sample_copy();
@@ -134,13 +115,10 @@ fn psql_over_tls() {
 
 #[test]
 fn python_psycopg_sqlalchemy_pandas() {
-    let python = std::env::var("KPIDB_PYTHON").unwrap_or_else(|_| "python3".into());
-    if !available(
-        &python,
-        &["-c", "import psycopg, psycopg2, sqlalchemy, pandas"],
-    ) {
+    if !optional::available(Client::PythonBi) {
         return;
     }
+    let python = optional::python();
     let (_dir, data) = sample_copy();
     let served = Served::start(&data, SERVER_CONFIG, &[]);
     let mut cmd = Command::new(&python);
@@ -152,19 +130,10 @@ fn python_psycopg_sqlalchemy_pandas() {
 
 #[test]
 fn jdbc_metadata_and_prepared_statements() {
-    let jar =
-        std::env::var("KPIDB_JDBC_JAR").unwrap_or_else(|_| "/usr/share/java/postgresql.jar".into());
-    if !available("java", &["-version"]) {
+    if !optional::available(Client::Jdbc) {
         return;
     }
-    if !Path::new(&jar).exists() {
-        assert!(
-            !required(),
-            "the PostgreSQL JDBC driver is required at {jar}"
-        );
-        eprintln!("SKIPPED: no JDBC driver at {jar} (.ci/run installs libpostgresql-jdbc-java)");
-        return;
-    }
+    let jar = optional::jdbc_jar();
     let (_dir, data) = sample_copy();
     let served = Served::start(&data, SERVER_CONFIG, &[]);
     let mut cmd = Command::new("java");

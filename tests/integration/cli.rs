@@ -1,12 +1,12 @@
 //! The `kpidb` command as a user runs it: the shipped warehouse by default, every
 //! output format, SQL from a file or standard input, the REPL, and clear errors.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::Stdio;
 
-use common::{kpidb, run, sample_copy, stderr, stdout};
+use crate::common::{kpidb, run, sample_copy, stderr, stdout};
 
 #[test]
 fn the_first_command_answers_from_the_shipped_warehouse() {
@@ -26,8 +26,58 @@ fn the_first_command_answers_from_the_shipped_warehouse() {
 }
 
 #[test]
+fn an_installed_binary_needs_no_source_tree() {
+    // The binary alone, somewhere else, with an empty cache: it writes out the sample
+    // and the reports it carries, and answers from them.
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("kpidb");
+    std::fs::copy(env!("CARGO_BIN_EXE_kpidb"), &binary).unwrap();
+    let cache = dir.path().join("cache");
+    let installed = |args: &[&str]| {
+        std::process::Command::new(&binary)
+            .args(args)
+            .current_dir(dir.path())
+            .env("XDG_CACHE_HOME", &cache)
+            .env_remove("KPIDB_DATA")
+            .env_remove("KPIDB_CONFIG")
+            .env_remove("KPIDB_REPORTS")
+            .output()
+            .unwrap()
+    };
+    let out = installed(&[
+        "query",
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM dept_ranking(2023)",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "n\n62\n");
+    let copies: Vec<String> = std::fs::read_dir(cache.join("kpidb"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        copies.iter().any(|c| c.starts_with("sample-warehouse-")),
+        "{copies:?}"
+    );
+    let out = installed(&["report", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("annual_ranking"), "{}", stdout(&out));
+
+    // A warehouse that is not there says how to make one.
+    let missing = dir.path().join("nowhere");
+    let out = installed(&["--data", missing.to_str().unwrap(), "query", "SELECT 1"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("does not exist") && err.contains("kpidb init") && err.contains("gen-sample"),
+        "{err}"
+    );
+}
+
+#[test]
 fn output_formats_and_files() {
-    let data = kpidb::config::shipped_sample();
+    let data = kpidb::sample::shipped::warehouse().unwrap();
     let sql =
         "SELECT dept_code, dept_name FROM departments WHERE dept_code IN ('101', '102') ORDER BY 1";
     let csv = stdout(&run(&data, &["query", "--format", "csv", sql]));
@@ -75,7 +125,7 @@ fn output_formats_and_files() {
 
 #[test]
 fn sql_from_a_file_and_from_standard_input() {
-    let data = kpidb::config::shipped_sample();
+    let data = kpidb::sample::shipped::warehouse().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("q.sql");
     std::fs::write(
@@ -108,7 +158,7 @@ fn sql_from_a_file_and_from_standard_input() {
 
 #[test]
 fn errors_are_one_clear_line_and_exit_non_zero() {
-    let data = kpidb::config::shipped_sample();
+    let data = kpidb::sample::shipped::warehouse().unwrap();
     for (sql, expected) in [
         ("SELEC 1", "SQL error"),
         ("SELECT nope FROM departments", "No field named nope"),
@@ -147,7 +197,7 @@ fn errors_are_one_clear_line_and_exit_non_zero() {
 
 #[test]
 fn the_repl_runs_statements_across_lines_and_survives_errors() {
-    let data = kpidb::config::shipped_sample();
+    let data = kpidb::sample::shipped::warehouse().unwrap();
     let mut child = kpidb()
         .args(["--data", data.to_str().unwrap(), "repl"])
         .env("HOME", tempfile::tempdir().unwrap().path())

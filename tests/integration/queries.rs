@@ -53,9 +53,10 @@ async fn answer(engine: &Engine, sql: &str) -> String {
 
 #[tokio::test]
 async fn every_query_runs_and_every_seed_figure_is_exact() {
-    let engine = Engine::open(Warehouse::open(kpidb::config::shipped_sample()).unwrap())
-        .await
-        .unwrap();
+    let engine =
+        Engine::open(Warehouse::open(kpidb::sample::shipped::warehouse().unwrap()).unwrap())
+            .await
+            .unwrap();
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()

@@ -1,0 +1,131 @@
+//! The optional clients: programs the tests drive but kpidb does not build (psql, a
+//! Python with the BI packages or with DuckDB, Java with the PostgreSQL JDBC driver).
+//!
+//! Under `.ci/run` (KPIDB_REQUIRE_CLIENTS=1) a missing client fails its tests. Elsewhere
+//! each test that needs one is skipped with a notice written straight to the terminal
+//! (libtest does not hold it back), and `zz_skipped_optional_clients`, which sorts after
+//! every other test, repeats them all as one summary.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+#[derive(Clone, Copy, Debug)]
+pub enum Client {
+    Psql,
+    PythonBi,
+    PythonDuckdb,
+    Jdbc,
+}
+
+impl Client {
+    pub const ALL: [Client; 4] = [
+        Client::Psql,
+        Client::PythonBi,
+        Client::PythonDuckdb,
+        Client::Jdbc,
+    ];
+
+    /// The tests that need this client.
+    pub fn tests(self) -> &'static [&'static str] {
+        match self {
+            Client::Psql => &[
+                "clients::psql_lists_and_describes_tables_and_queries",
+                "clients::psql_over_tls",
+            ],
+            Client::PythonBi => &["clients::python_psycopg_sqlalchemy_pandas"],
+            Client::PythonDuckdb => {
+                &["compare::every_engine_agrees_on_every_question_at_city_size"]
+            }
+            Client::Jdbc => &["clients::jdbc_metadata_and_prepared_statements"],
+        }
+    }
+
+    /// `Err` names what is missing and how to get it.
+    pub fn probe(self) -> Result<(), String> {
+        match self {
+            Client::Psql => runs("psql", &["--version"])
+                .map_err(|e| format!("psql does not run ({e}); install postgresql-client")),
+            Client::PythonBi => runs(
+                &python(),
+                &["-c", "import psycopg, psycopg2, sqlalchemy, pandas"],
+            )
+            .map_err(|e| {
+                format!(
+                    "{} cannot import psycopg, psycopg2, sqlalchemy and pandas ({e}); \
+                     install tests/clients/requirements.txt and set KPIDB_PYTHON",
+                    python()
+                )
+            }),
+            Client::PythonDuckdb => runs(&python(), &["-c", "import duckdb"]).map_err(|e| {
+                format!(
+                    "{} cannot import duckdb ({e}); install benches/compare/requirements.txt \
+                     and set KPIDB_PYTHON",
+                    python()
+                )
+            }),
+            Client::Jdbc => {
+                runs("java", &["-version"]).map_err(|e| {
+                    format!("java does not run ({e}); install default-jre-headless")
+                })?;
+                let jar = jdbc_jar();
+                if Path::new(&jar).exists() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "no PostgreSQL JDBC driver at {jar}; install libpostgresql-jdbc-java \
+                         or set KPIDB_JDBC_JAR"
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// The Python the client tests run: `KPIDB_PYTHON`, else `python3`.
+pub fn python() -> String {
+    std::env::var("KPIDB_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+pub fn jdbc_jar() -> String {
+    std::env::var("KPIDB_JDBC_JAR").unwrap_or_else(|_| "/usr/share/java/postgresql.jar".into())
+}
+
+fn required() -> bool {
+    std::env::var("KPIDB_REQUIRE_CLIENTS").is_ok_and(|v| v == "1")
+}
+
+fn runs(program: &str, args: &[&str]) -> Result<(), String> {
+    match Command::new(program).args(args).output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!("exit {}", out.status)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Whether a test needing `client` can go on. A missing client panics under
+/// KPIDB_REQUIRE_CLIENTS=1; elsewhere it is reported and the test returns early.
+pub fn available(client: Client) -> bool {
+    match client.probe() {
+        Ok(()) => true,
+        Err(why) => {
+            assert!(!required(), "required by KPIDB_REQUIRE_CLIENTS=1: {why}");
+            let _ = writeln!(std::io::stderr(), "SKIPPED ({client:?}): {why}");
+            false
+        }
+    }
+}
+
+/// The summary of everything skipped for want of a client; empty when none was.
+pub fn summary() -> String {
+    let mut text = String::new();
+    for client in Client::ALL {
+        if let Err(why) = client.probe() {
+            for test in client.tests() {
+                text.push_str(&format!("  {test}\n"));
+            }
+            text.push_str(&format!("    because {why}\n"));
+        }
+    }
+    text
+}
