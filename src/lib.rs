@@ -8,7 +8,7 @@
 //!    - [`error`]: [`Error`], split by who caused it; the ingest problem report.
 //!    - [`memory`]: the process heap, counted by the global allocator.
 //!    - [`model`]: the tables of the data model, their Arrow types, keys, rules and
-//!      header aliases: the rules are data the layers below read.
+//!      header aliases: the rules are data that ingest and the rollups read.
 //! 2. Storage
 //!    - [`storage`]: the warehouse directory of Delta tables; commits, history, time travel.
 //! 3. SQL helpers
@@ -18,8 +18,8 @@
 //!    - [`rollup`]: per-year summaries of dept_scores built at ingest, which the table
 //!      functions read while they are fresh for the versions a session reads.
 //!    - [`functions`]: kpidb's SQL functions, one file each.
-//!    - [`engine`]: [`Engine`], the one place a DataFusion session is built; the layers
-//!      below it change where plans run through its [`engine::SessionHook`].
+//!    - [`engine`]: [`Engine`], the one place a DataFusion session is built; the
+//!      cluster (layer 6) changes where plans run through its [`engine::SessionHook`].
 //!    - [`ingest`]: one pipeline from files to a commit: streamed CSV / XLSX / Parquet
 //!      readers, column-wise rules on every core, checks against the stored tables, a
 //!      streamed write committed under the warehouse commit lock.
