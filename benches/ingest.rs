@@ -60,6 +60,10 @@ fn copy_dir(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).expect("read dir") {
         let entry = entry.expect("entry");
         let target = to.join(entry.file_name());
+        // The copy is the bench's own, to write into.
+        if entry.file_name() == kpidb::storage::READ_ONLY {
+            continue;
+        }
         if entry.file_type().expect("type").is_dir() {
             copy_dir(&entry.path(), &target);
         } else {

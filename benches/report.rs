@@ -21,12 +21,12 @@ fn report(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("run_sections", |b| {
         b.iter(|| {
-            rt.block_on(run::execute(&engine, spec, BTreeMap::new()))
+            rt.block_on(run::execute(&engine, spec, BTreeMap::new(), false))
                 .unwrap()
         })
     });
     let outcome = rt
-        .block_on(run::execute(&engine, spec, BTreeMap::new()))
+        .block_on(run::execute(&engine, spec, BTreeMap::new(), false))
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("report.xlsx");

@@ -211,7 +211,11 @@ impl Engine {
     /// rule is checked, so SQL that would modify data (INSERT, COPY …) is refused.
     pub async fn run(&self, statement: Statement) -> Result<DataFrame> {
         let state = self.ctx.state();
-        let plan = state.statement_to_plan(statement).await?;
+        let written = statement.clone();
+        let plan = state
+            .statement_to_plan(statement)
+            .await
+            .map_err(|e| name_missing_table(e, &written))?;
         SQLOptions::new()
             .with_allow_dml(false)
             .verify_plan(&plan)
@@ -240,6 +244,61 @@ impl Engine {
     pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         Ok(self.sql(sql).await?.collect().await?)
     }
+}
+
+/// DataFusion's `table 'datafusion.public.dept_score' not found`, told as the user
+/// wrote the name, with the closest table of the warehouse:
+/// `table 'dept_score' not found; did you mean dept_scores?`. Other errors pass.
+pub fn name_missing_table(error: DataFusionError, statement: &Statement) -> DataFusionError {
+    use datafusion::sql::sqlparser::ast::visit_relations;
+    let DataFusionError::Plan(message) = error.find_root() else {
+        return error;
+    };
+    let Some(missing) = message
+        .strip_prefix("table '")
+        .and_then(|m| m.strip_suffix("' not found"))
+    else {
+        return error;
+    };
+    let bare = missing.rsplit('.').next().unwrap_or(missing);
+    // The name as written: the relation of the statement that resolves to it.
+    let mut written = None;
+    let mut find = |statement: &datafusion::sql::sqlparser::ast::Statement| {
+        let _ = visit_relations(statement, |name| {
+            let last = name.0.last().and_then(|part| part.as_ident());
+            let folded = last.map(|ident| match ident.quote_style {
+                Some(_) => ident.value.clone(),
+                None => ident.value.to_lowercase(),
+            });
+            if written.is_none() && folded.as_deref() == Some(bare) {
+                written = Some(name.to_string());
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    };
+    match statement {
+        Statement::Statement(s) => find(s),
+        Statement::Explain(explain) => {
+            if let Statement::Statement(s) = explain.statement.as_ref() {
+                find(s)
+            }
+        }
+        _ => {}
+    }
+    let written = written.unwrap_or_else(|| bare.to_string());
+    let closest = TABLES
+        .iter()
+        .map(|t| (strsim::levenshtein(&bare.to_lowercase(), t.name), t.name))
+        .filter(|(distance, name)| *distance <= 3.max(name.len() / 3))
+        .min();
+    let hint = match closest {
+        Some((_, name)) => format!("; did you mean {name}?"),
+        None => format!(
+            "; the tables are {}",
+            TABLES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    DataFusionError::Plan(format!("table '{written}' not found{hint}"))
 }
 
 pub(crate) fn num_cpus() -> usize {

@@ -56,6 +56,21 @@ impl Error {
             source,
         }
     }
+
+    /// Whether the error is a write to a closed pipe (`kpidb functions | head -1`),
+    /// which a command-line tool ends on quietly, with success.
+    pub fn is_broken_pipe(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::BrokenPipe {
+                    return true;
+                }
+            }
+            cause = e.source();
+        }
+        false
+    }
 }
 
 impl From<ValidationReport> for Error {

@@ -20,6 +20,8 @@
 //!    - [`functions`]: kpidb's SQL functions, one file each.
 //!    - [`engine`]: [`Engine`], the one place a DataFusion session is built; the
 //!      cluster (layer 6) changes where plans run through its [`engine::SessionHook`].
+//!    - [`years`]: which years hold data and which are complete (every department
+//!      scored on the whole framework): `latest` for reports, hints for empty answers.
 //!    - [`ingest`]: one pipeline from files to a commit: streamed CSV / XLSX / Parquet
 //!      readers, column-wise rules on every core, checks against the stored tables, a
 //!      streamed write committed under the warehouse commit lock.
@@ -55,6 +57,7 @@ pub mod sample;
 pub mod server;
 pub mod shape;
 pub mod storage;
+pub mod years;
 
 pub use engine::Engine;
 pub use error::{Error, Result};

@@ -37,6 +37,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`kpidb … | head`): nothing more to say, as Unix tools do.
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", e.to_string().trim_end());
             ExitCode::FAILURE

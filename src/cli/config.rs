@@ -15,8 +15,16 @@ pub struct Config {
     pub data: Option<PathBuf>,
     /// The reports file (relative to this file); `--reports` / KPIDB_REPORTS win.
     pub reports: Option<PathBuf>,
+    /// Where report runs are archived (relative to this file), for every report
+    /// [default: each report's `output_dir` beside its reports file; `./reports` for
+    /// the shipped reports].
+    pub archive: Option<PathBuf>,
     #[serde(default)]
     pub functions: crate::functions::FunctionsConfig,
+    /// The time zone times are read in (`--as-of`) and printed in (`kpidb history`),
+    /// an IANA name [default: Asia/Shanghai, like the reports]; KPIDB_TIMEZONE wins.
+    /// Times with an explicit offset are always accepted.
+    pub timezone: Option<String>,
     /// Run queries, `kpidb serve` and reports on the Ballista cluster whose scheduler
     /// is at this df://HOST:PORT; `--cluster` / KPIDB_CLUSTER win.
     pub cluster: Option<String>,
@@ -47,21 +55,23 @@ impl Config {
             return Ok(flag);
         }
         match &self.data {
-            Some(data) => Ok(file
-                .and_then(|f| f.parent())
-                .map(|dir| dir.join(data))
-                .unwrap_or_else(|| data.clone())),
+            Some(data) => Ok(relative_to(file, data)),
             None => crate::sample::shipped::warehouse(),
         }
     }
 
     /// The reports file this configuration names, relative to the configuration file.
     pub fn reports_file(&self, file: Option<&std::path::Path>) -> Option<PathBuf> {
-        self.reports.as_ref().map(|reports| {
-            file.and_then(|f| f.parent())
-                .map(|dir| dir.join(reports))
-                .unwrap_or_else(|| reports.clone())
-        })
+        self.reports
+            .as_ref()
+            .map(|reports| relative_to(file, reports))
+    }
+
+    /// The report archive this configuration names, relative to the configuration file.
+    pub fn archive_dir(&self, file: Option<&std::path::Path>) -> Option<PathBuf> {
+        self.archive
+            .as_ref()
+            .map(|archive| relative_to(file, archive))
     }
 
     /// The cluster to run on: the `--cluster` flag, else this file's `cluster`, else none.
@@ -74,7 +84,31 @@ impl Config {
         }
     }
 
+    /// The configured time zone: KPIDB_TIMEZONE, else this file's `timezone`, else Asia/Shanghai.
+    pub fn zone(&self) -> crate::Result<chrono_tz::Tz> {
+        let (name, source) = match std::env::var("KPIDB_TIMEZONE") {
+            Ok(name) if !name.trim().is_empty() => (name, "KPIDB_TIMEZONE"),
+            _ => match &self.timezone {
+                Some(name) => (name.clone(), "kpidb.toml `timezone`"),
+                None => return Ok(chrono_tz::Asia::Shanghai),
+            },
+        };
+        name.trim().parse().map_err(|_| {
+            crate::Error::usage(format!(
+                "{source} '{name}' is not a time zone; use an IANA name such as \
+                 Asia/Shanghai, Asia/Urumqi or UTC"
+            ))
+        })
+    }
+
     pub fn function_options(&self) -> crate::functions::FunctionOptions {
         self.functions.options()
     }
+}
+
+/// `path` as written in the configuration `file`: relative to the file's directory.
+fn relative_to(file: Option<&std::path::Path>, path: &std::path::Path) -> PathBuf {
+    file.and_then(|f| f.parent())
+        .map(|dir| dir.join(path))
+        .unwrap_or_else(|| path.to_path_buf())
 }

@@ -1,5 +1,24 @@
 //! The `kpidb` command line: one subcommand per job, each a thin call into the library.
 
+/// `println!` for the command line's results: a closed standard output (`kpidb
+/// functions | head -1`) is returned as an error, which `main` ends on quietly,
+/// instead of a panic.
+macro_rules! outln {
+    () => {
+        $crate::cli::stdout(format_args!("\n"))?
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::stdout(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
+/// `print!` to standard output, as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::stdout(format_args!($($arg)*))?
+    };
+}
+
 pub mod config;
 mod print;
 mod repl;
@@ -26,45 +45,70 @@ pub use print::OutputFormat;
 )]
 pub struct Cli {
     /// Warehouse directory [default: the shipped sample warehouse]
-    #[arg(long, global = true, env = "KPIDB_DATA", value_name = "DIR")]
+    #[arg(long, env = "KPIDB_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
 
     /// Configuration file (kpidb.toml)
     #[arg(long, global = true, env = "KPIDB_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Reports file [default: kpidb.toml's `reports`, else ./reports.toml, else the shipped one]
-    #[arg(long, global = true, env = "KPIDB_REPORTS", value_name = "FILE")]
+    /// Reports file, for report and serve [default: kpidb.toml's `reports`, else ./reports.toml, else the shipped one]
+    #[arg(long, env = "KPIDB_REPORTS", value_name = "FILE")]
     pub reports: Option<PathBuf>,
 
-    /// Run queries on a Ballista cluster: its scheduler's df://HOST:PORT [default: kpidb.toml's `cluster`, else locally]
-    #[arg(
-        long,
-        global = true,
-        env = "KPIDB_CLUSTER",
-        value_name = "df://HOST:PORT"
-    )]
+    /// Ballista scheduler to run queries on, for query, repl, report, serve and bench
+    #[arg(long, env = "KPIDB_CLUSTER", value_name = "df://HOST:PORT")]
     pub cluster: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// `--data`, for the commands that read or write a warehouse (also accepted before
+/// the command's name).
+#[derive(Debug, Args, Clone, Default)]
+pub struct DataArg {
+    /// Warehouse directory [default: kpidb.toml's `data`, else the shipped sample warehouse]
+    #[arg(long, env = "KPIDB_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+/// `--cluster`, for the commands that run queries.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ClusterArg {
+    /// Run the queries on a Ballista cluster: its scheduler's df://HOST:PORT [default: kpidb.toml's `cluster`, else here]
+    #[arg(long, env = "KPIDB_CLUSTER", value_name = "df://HOST:PORT")]
+    pub cluster: Option<String>,
+}
+
+/// `--reports`, for the commands that run reports.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ReportsArg {
+    /// Reports file [default: kpidb.toml's `reports`, else ./reports.toml, else the shipped one]
+    #[arg(long, env = "KPIDB_REPORTS", value_name = "FILE")]
+    pub reports: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run SQL and print the result
     Query(QueryArgs),
-    /// Interactive SQL shell (\dt tables, \d TABLE, \df functions, \timing, \q)
-    Repl(PinArgs),
+    /// Interactive SQL shell (\dt tables, \d TABLE, \df functions, \x, \format, \o, \q)
+    Repl(ReplArgs),
     /// Check a CSV, XLSX or Parquet file against every rule and load it in one commit
     Ingest(IngestArgs),
     /// List a table's versions with their time and operation
     History {
         /// Table name
         table: String,
+        #[command(flatten)]
+        data: DataArg,
     },
     /// Print every table's current version, a pin that --as-of-version accepts
-    Snapshot,
+    Snapshot {
+        #[command(flatten)]
+        data: DataArg,
+    },
     /// Create an empty warehouse
     Init {
         /// Directory for the new warehouse
@@ -73,8 +117,7 @@ pub enum Command {
     /// Generate the deterministic sample city warehouse
     GenSample(GenSampleArgs),
     /// Ranking reports from reports.toml: list, run now, or run on their schedules
-    #[command(subcommand)]
-    Report(report::ReportCommand),
+    Report(ReportArgs),
     /// Serve the warehouse to BI tools and scripts: PostgreSQL wire protocol and HTTP API
     Serve(ServeArgs),
     /// Write the current version of every table as plain, hive-partitioned Parquet
@@ -86,6 +129,8 @@ pub enum Command {
         /// Rebuild every rollup from the current data
         #[arg(long)]
         rebuild: bool,
+        #[command(flatten)]
+        data: DataArg,
     },
     /// Run a cluster's scheduler: it plans queries sent with --cluster and hands
     /// their tasks to executors
@@ -101,21 +146,96 @@ pub enum Command {
     },
 }
 
+/// The warehouse, reports file and cluster a command was given.
+#[derive(Debug, Default)]
+struct Given {
+    data: Option<PathBuf>,
+    reports: Option<PathBuf>,
+    cluster: Option<String>,
+}
+
+impl Command {
+    fn given(&self) -> Given {
+        let on = |data: &DataArg, cluster: Option<&ClusterArg>| Given {
+            data: data.data.clone(),
+            cluster: cluster.and_then(|c| c.cluster.clone()),
+            reports: None,
+        };
+        match self {
+            Command::Query(a) => on(&a.data, Some(&a.cluster)),
+            Command::Repl(a) => on(&a.data, Some(&a.cluster)),
+            Command::Bench(a) => on(&a.data, Some(&a.cluster)),
+            Command::Ingest(a) => on(&a.data, None),
+            Command::Export(a) => on(&a.data, None),
+            Command::History { data, .. }
+            | Command::Snapshot { data }
+            | Command::Rollups { data, .. } => on(data, None),
+            Command::Report(a) => Given {
+                data: a.data.clone(),
+                reports: a.reports.clone(),
+                cluster: a.cluster.clone(),
+            },
+            Command::Serve(a) => Given {
+                reports: a.reports.reports.clone(),
+                ..on(&a.data, Some(&a.cluster))
+            },
+            Command::Init { .. }
+            | Command::GenSample(_)
+            | Command::Scheduler(_)
+            | Command::Executor(_)
+            | Command::Functions { .. } => Given::default(),
+        }
+    }
+}
+
+/// `kpidb report`: its subcommands share the warehouse, reports file and cluster.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Warehouse directory [default: kpidb.toml's `data`, else the shipped sample warehouse]
+    #[arg(long, global = true, env = "KPIDB_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Reports file [default: kpidb.toml's `reports`, else ./reports.toml, else the shipped one]
+    #[arg(long, global = true, env = "KPIDB_REPORTS", value_name = "FILE")]
+    pub reports: Option<PathBuf>,
+    /// Run the queries on a Ballista cluster: its scheduler's df://HOST:PORT [default: kpidb.toml's `cluster`, else here]
+    #[arg(
+        long,
+        global = true,
+        env = "KPIDB_CLUSTER",
+        value_name = "df://HOST:PORT"
+    )]
+    pub cluster: Option<String>,
+    #[command(subcommand)]
+    pub command: report::ReportCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplArgs {
+    #[command(flatten)]
+    pub pin: PinArgs,
+    #[command(flatten)]
+    pub data: DataArg,
+    #[command(flatten)]
+    pub cluster: ClusterArg,
+}
+
 #[derive(Debug, Args, Default)]
 pub struct PinArgs {
     /// Read the past: one version for every table (N), or table=N pairs (see `kpidb snapshot`)
     #[arg(long, value_name = "N|TABLE=N,…", conflicts_with = "as_of")]
     pub as_of_version: Option<String>,
-    /// Read every table as it was at this time (RFC 3339, 'YYYY-MM-DD HH:MM:SS' UTC, or a date)
+    /// Read every table as it was at this time: RFC 3339, or 'YYYY-MM-DD HH:MM[:SS]' or
+    /// a date (its end) in the configured time zone [default: Asia/Shanghai]
     #[arg(long, alias = "as-of-timestamp", value_name = "TIMESTAMP")]
     pub as_of: Option<String>,
 }
 
 impl PinArgs {
-    pub fn as_of(&self) -> Result<AsOf> {
+    /// The pin; times without an offset are read in `zone`.
+    pub fn as_of(&self, zone: &chrono_tz::Tz) -> Result<AsOf> {
         match (&self.as_of_version, &self.as_of) {
             (Some(v), _) => AsOf::parse_version(v),
-            (None, Some(ts)) => AsOf::parse_timestamp(ts),
+            (None, Some(ts)) => AsOf::parse_timestamp(ts, zone),
             (None, None) => Ok(AsOf::Latest),
         }
     }
@@ -141,6 +261,10 @@ pub struct QueryArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub pin: PinArgs,
+    #[command(flatten)]
+    pub data: DataArg,
+    #[command(flatten)]
+    pub cluster: ClusterArg,
 }
 
 #[derive(Debug, Args)]
@@ -163,6 +287,8 @@ pub struct IngestArgs {
     /// Refuse columns the table does not have [default: ignore them with a notice]
     #[arg(long)]
     pub strict: bool,
+    #[command(flatten)]
+    pub data: DataArg,
 }
 
 /// `kpidb serve` settings; each overrides the `[server]` table of kpidb.toml.
@@ -189,6 +315,12 @@ pub struct ServeArgs {
     /// Open connections allowed per protocol [default: 64]
     #[arg(long, env = "KPIDB_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
+    #[command(flatten)]
+    pub data: DataArg,
+    #[command(flatten)]
+    pub reports: ReportsArg,
+    #[command(flatten)]
+    pub cluster: ClusterArg,
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +332,8 @@ pub struct ExportArgs {
     pub dir: PathBuf,
     #[command(flatten)]
     pub pin: PinArgs,
+    #[command(flatten)]
+    pub data: DataArg,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -223,6 +357,10 @@ pub struct BenchArgs {
     /// Write the last run's result here as CSV
     #[arg(long, value_name = "FILE")]
     pub result: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArg,
+    #[command(flatten)]
+    pub cluster: ClusterArg,
 }
 
 #[derive(Debug, Args)]
@@ -250,8 +388,8 @@ pub struct ExecutorArgs {
     #[arg(long, value_name = "HOST")]
     pub external_host: Option<String>,
     /// Tasks run at once [default: one per core]
-    #[arg(long, default_value_t = 0)]
-    pub cores: usize,
+    #[arg(long, value_name = "N")]
+    pub cores: Option<usize>,
     /// Directory for intermediate results [default: a temporary directory]
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
@@ -284,24 +422,27 @@ pub struct GenSampleArgs {
 
 pub async fn run(cli: Cli) -> Result<()> {
     let config = config::Config::load(cli.config.as_deref())?;
+    // The command's own flags win over those given before its name.
+    let given = cli.command.given();
     // Resolved only by the commands that read them (the shipped sample and reports
     // are written out of the binary on first use).
-    let data_flag = cli.data;
+    let data_flag = given.data.or(cli.data);
     let config_file = cli.config;
     let data = || config.data_dir(data_flag.clone(), config_file.as_deref());
     let options = config.function_options();
-    let cluster = config.cluster(cli.cluster.as_deref())?;
-    let reports_named = cli.reports.is_some() || config.reports.is_some();
-    let reports_flag = cli.reports;
+    let zone = config.zone()?;
+    let cluster = config.cluster(given.cluster.or(cli.cluster).as_deref())?;
+    let reports_flag = given.reports.or(cli.reports);
     let reports = || {
-        crate::report::reports_file(
+        crate::report::load(
             reports_flag.clone(),
             config.reports_file(config_file.as_deref()),
+            config.archive_dir(config_file.as_deref()),
         )
     };
     match cli.command {
-        Command::Report(command) => {
-            report::run(command, reports()?, data()?, options, cluster).await
+        Command::Report(args) => {
+            report::run(args.command, reports()?, data()?, options, cluster, &zone).await
         }
         Command::Serve(args) => {
             let user = match (std::env::var("KPIDB_USER"), std::env::var("KPIDB_PASSWORD")) {
@@ -328,23 +469,17 @@ pub async fn run(cli: Cli) -> Result<()> {
                 token: std::env::var("KPIDB_TOKEN").ok(),
             };
             let settings = crate::server::Settings::resolve(&config.server, overrides)?;
-            // A reports file that was named must load; the default one is optional.
-            let reports = reports()?;
-            let reports = if reports_named || reports.is_file() {
-                Some(crate::report::Reports::load(&reports)?)
-            } else {
-                None
-            };
+            let reports = Some(reports()?);
             let settings = crate::server::Settings {
                 cluster,
                 ..settings
             };
             crate::server::serve(Warehouse::open(data()?)?, options, settings, reports).await
         }
-        Command::Query(args) => query(&data()?, args, options, cluster.as_ref()).await,
-        Command::Repl(pin) => {
+        Command::Query(args) => query(&data()?, args, options, cluster.as_ref(), &zone).await,
+        Command::Repl(ReplArgs { pin, .. }) => {
             let mut engine =
-                Engine::open_with(Warehouse::open(data()?)?, pin.as_of()?, options).await?;
+                Engine::open_with(Warehouse::open(data()?)?, pin.as_of(&zone)?, options).await?;
             if let Some(url) = &cluster {
                 engine = engine.with_hook(url).await?;
             }
@@ -356,7 +491,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                 executor_timeout: args.executor_timeout,
             };
             crate::cluster::process::run_scheduler(settings, options, |address| {
-                println!("kpidb scheduler listening on df://{address}");
+                let _ = stdout(format_args!(
+                    "kpidb scheduler listening on df://{address}\n"
+                ));
             })
             .await
         }
@@ -366,16 +503,16 @@ pub async fn run(cli: Cli) -> Result<()> {
                 bind_host: args.bind_host,
                 port: args.port,
                 external_host: args.external_host,
-                cores: args.cores,
+                cores: args.cores.unwrap_or(0),
                 work_dir: args.work_dir,
             };
             crate::cluster::process::run_executor(settings, options).await
         }
         Command::Functions { markdown } => {
             if markdown {
-                print!("{}", crate::functions::markdown());
+                out!("{}", crate::functions::markdown());
             } else {
-                repl::print_functions();
+                repl::print_functions()?;
             }
             Ok(())
         }
@@ -401,36 +538,45 @@ pub async fn run(cli: Cli) -> Result<()> {
                     summary.table
                 );
             }
-            println!("{summary}");
+            outln!("{summary}");
             Ok(())
         }
-        Command::History { table } => {
+        Command::History { table, .. } => {
             let def = table_or_err(&table)?;
             let warehouse = Warehouse::open(data()?)?;
-            println!(
-                "{:>7}  {:<25}  {:<10}  details",
-                "version", "time (UTC)", "operation"
+            outln!(
+                "{:>7}  {:<29}  {:<10}  details",
+                "version",
+                "time",
+                "operation"
             );
             for commit in warehouse.history(def).await? {
                 let time = commit
                     .timestamp
-                    .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+                    .map(|t| {
+                        t.with_timezone(&zone)
+                            .format("%Y-%m-%d %H:%M:%S%.3f%:z")
+                            .to_string()
+                    })
                     .unwrap_or_default();
-                println!(
-                    "{:>7}  {:<25}  {:<10}  {}",
-                    commit.version, time, commit.operation, commit.details
+                outln!(
+                    "{:>7}  {:<29}  {:<10}  {}",
+                    commit.version,
+                    time,
+                    commit.operation,
+                    commit.details
                 );
             }
             Ok(())
         }
-        Command::Snapshot => {
+        Command::Snapshot { .. } => {
             let versions = Warehouse::open(data()?)?.versions().await?;
-            println!("{}", AsOf::Versions(versions));
+            outln!("{}", AsOf::Versions(versions));
             Ok(())
         }
         Command::Init { dir } => {
             Warehouse::init(&dir).await?;
-            println!(
+            outln!(
                 "created an empty warehouse at {} with tables {}",
                 dir.display(),
                 TABLES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
@@ -439,12 +585,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Export(args) => {
             let engine =
-                Engine::open_with(Warehouse::open(data()?)?, args.pin.as_of()?, options).await?;
+                Engine::open_with(Warehouse::open(data()?)?, args.pin.as_of(&zone)?, options)
+                    .await?;
             let ExportFormat::Parquet = args.format;
             for (table, rows) in crate::export::parquet(&engine, &args.dir).await? {
-                println!("{table:<15} {rows:>10} rows");
+                outln!("{table:<15} {rows:>10} rows");
             }
-            println!("exported to {}", args.dir.display());
+            outln!("exported to {}", args.dir.display());
             Ok(())
         }
         Command::Bench(args) => {
@@ -473,16 +620,16 @@ pub async fn run(cli: Cli) -> Result<()> {
                     writer.write(batch)?;
                 }
             }
-            println!("{}", timing.json());
+            outln!("{}", timing.json());
             Ok(())
         }
-        Command::Rollups { rebuild } => {
+        Command::Rollups { rebuild, .. } => {
             let warehouse = Warehouse::open(data()?)?;
             if rebuild {
                 crate::rollup::rebuild_all(&warehouse).await?;
             }
             for line in crate::rollup::status(&warehouse).await? {
-                println!("{line}");
+                outln!("{line}");
             }
             Ok(())
         }
@@ -512,9 +659,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             let counts = sample::write(&args.out, &opts, args.csv.as_deref()).await?;
             for (table, rows) in counts {
-                println!("{table:<15} {rows:>10} rows");
+                outln!("{table:<15} {rows:>10} rows");
             }
-            println!("sample warehouse written to {}", args.out.display());
+            outln!("sample warehouse written to {}", args.out.display());
             Ok(())
         }
     }
@@ -525,6 +672,7 @@ async fn query(
     args: QueryArgs,
     options: crate::functions::FunctionOptions,
     cluster: Option<&crate::cluster::ClusterUrl>,
+    zone: &chrono_tz::Tz,
 ) -> Result<()> {
     let sql = match (&args.sql, &args.file) {
         (Some(sql), _) => sql.clone(),
@@ -537,7 +685,8 @@ async fn query(
             ))
         }
     };
-    let mut engine = Engine::open_with(Warehouse::open(data)?, args.pin.as_of()?, options).await?;
+    let mut engine =
+        Engine::open_with(Warehouse::open(data)?, args.pin.as_of(zone)?, options).await?;
     if let Some(url) = cluster {
         engine = engine.with_hook(url).await?;
     }
@@ -548,15 +697,38 @@ async fn query(
     let mut out = print::Output::open(args.output.as_deref(), args.format)?;
     let last = statements.len() - 1;
     for (i, statement) in statements.into_iter().enumerate() {
+        let asked = statement.clone();
         let frame = engine.run(statement).await?;
         let schema = frame.schema().inner().clone();
         let batches = frame.collect().await?;
         // A table shows every statement's rows; machine formats hold one result, the last.
-        if i == last || args.format == OutputFormat::Table {
+        if i == last || matches!(args.format, OutputFormat::Table | OutputFormat::Expanded) {
             out.write(schema, &batches)?;
+        }
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            notice_empty(&engine, &asked).await;
         }
     }
     out.finish()
+}
+
+/// On standard error: why an empty answer is empty, when it asked a table function
+/// about a year with no data.
+pub(crate) async fn notice_empty(engine: &Engine, statement: &datafusion::sql::parser::Statement) {
+    if let Ok(notes) = crate::years::empty_result_notes(engine, statement).await {
+        for note in notes {
+            eprintln!("notice: {note}");
+        }
+    }
+}
+
+/// Writes to standard output; a reader that went away is an error (see [`Error::is_broken_pipe`]).
+pub(crate) fn stdout(text: std::fmt::Arguments) -> Result<()> {
+    use std::io::Write;
+    std::io::stdout()
+        .lock()
+        .write_fmt(text)
+        .map_err(|e| Error::io("standard output", e))
 }
 
 fn read_stdin() -> Result<String> {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::parquet::arrow::ArrowWriter;
 
 use crate::{Error, Result};
@@ -16,6 +16,8 @@ use crate::{Error, Result};
 pub enum OutputFormat {
     /// Aligned text table with a row count
     Table,
+    /// One block per row, a line per column (psql's \x)
+    Expanded,
     Csv,
     /// A JSON array of objects
     Json,
@@ -25,8 +27,36 @@ pub enum OutputFormat {
 
 pub struct Output {
     format: OutputFormat,
-    sink: Box<dyn Write + Send>,
+    sink: Sink,
     target: String,
+}
+
+/// The destination, remembering whether its reader went away: the writers of some
+/// formats turn that error into text, and a closed pipe must end the command quietly.
+struct Sink {
+    inner: Box<dyn Write + Send>,
+    closed: bool,
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf);
+        self.note(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let flushed = self.inner.flush();
+        self.note(flushed)
+    }
+}
+
+impl Sink {
+    fn note<T>(&mut self, result: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &result {
+            self.closed |= e.kind() == std::io::ErrorKind::BrokenPipe;
+        }
+        result
+    }
 }
 
 impl Output {
@@ -47,28 +77,54 @@ impl Output {
         };
         Ok(Output {
             format,
-            sink,
+            sink: Sink {
+                inner: sink,
+                closed: false,
+            },
             target,
         })
     }
 
+    /// Appends to `path` (the REPL's `\o FILE`).
+    pub fn append(path: &Path, format: OutputFormat) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        Ok(Output {
+            format,
+            sink: Sink {
+                inner: Box::new(file),
+                closed: false,
+            },
+            target: path.display().to_string(),
+        })
+    }
+
     pub fn write(&mut self, schema: SchemaRef, batches: &[RecordBatch]) -> Result<()> {
+        let written = self.write_format(schema, batches);
+        match written {
+            Err(_) if self.sink.closed => Err(Error::io(
+                &self.target,
+                std::io::ErrorKind::BrokenPipe.into(),
+            )),
+            other => other,
+        }
+    }
+
+    fn write_format(&mut self, schema: SchemaRef, batches: &[RecordBatch]) -> Result<()> {
         let io = |e: std::io::Error, target: &str| Error::io(target, e);
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         match self.format {
-            OutputFormat::Table => {
-                let table = if batches.is_empty() {
-                    pretty_format_batches(&[RecordBatch::new_empty(schema)])?
-                } else {
-                    pretty_format_batches(batches)?
+            OutputFormat::Table | OutputFormat::Expanded => {
+                let text = match self.format {
+                    OutputFormat::Table => format!("{}\n", table(&schema, batches)?),
+                    _ => expanded(&schema, batches)?,
                 };
-                writeln!(self.sink, "{table}").map_err(|e| io(e, &self.target))?;
-                writeln!(
-                    self.sink,
-                    "({rows} row{})",
-                    if rows == 1 { "" } else { "s" }
-                )
-                .map_err(|e| io(e, &self.target))?;
+                let plural = if rows == 1 { "" } else { "s" };
+                writeln!(self.sink, "{text}({rows} row{plural})")
+                    .map_err(|e| io(e, &self.target))?;
             }
             OutputFormat::Csv => {
                 let mut writer = datafusion::arrow::csv::WriterBuilder::new()
@@ -106,4 +162,75 @@ impl Output {
     pub fn finish(mut self) -> Result<()> {
         self.sink.flush().map_err(|e| Error::io(&self.target, e))
     }
+}
+
+/// What the table prints for NULL, unlike an empty text.
+pub const NULL: &str = "NULL";
+
+/// The aligned text table: numbers right-aligned, NULL printed as [`NULL`], wide
+/// (Chinese) characters counted as two columns.
+pub fn table(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<comfy_table::Table> {
+    use comfy_table::{Cell, CellAlignment, Table};
+    let mut table = Table::new();
+    table.load_preset("||--+-++|    ++++++");
+    // Headers stay on the left over right-aligned numbers.
+    table.set_header(
+        schema
+            .fields()
+            .iter()
+            .map(|f| Cell::new(f.name()).set_alignment(CellAlignment::Left)),
+    );
+    let options = FormatOptions::new().with_null(NULL);
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            table.add_row(formatters.iter().map(|f| Cell::new(f.value(row))));
+        }
+    }
+    for (i, field) in schema.fields().iter().enumerate() {
+        if field.data_type().is_numeric() {
+            if let Some(column) = table.column_mut(i) {
+                column.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+    }
+    Ok(table)
+}
+
+/// psql's expanded display: a `-[ RECORD n ]-` block per row, one `column | value` line
+/// per column.
+pub fn expanded(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<String> {
+    use std::fmt::Write as _;
+    let options = FormatOptions::new().with_null(NULL);
+    let width = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut text = String::new();
+    let mut n = 0;
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            n += 1;
+            let _ = writeln!(
+                text,
+                "-[ RECORD {n} ]{}",
+                "-".repeat(width.saturating_sub(8))
+            );
+            for (field, formatter) in schema.fields().iter().zip(&formatters) {
+                let _ = writeln!(text, "{:<width$} | {}", field.name(), formatter.value(row));
+            }
+        }
+    }
+    Ok(text)
 }

@@ -1,11 +1,18 @@
 //! The interactive shell: statements end at ';' and may span lines; backslash
-//! commands describe the warehouse. An error is printed and the shell carries on.
+//! commands describe the warehouse and choose how results print. An error is printed
+//! and the shell carries on. Tab completes table, column and function names.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use datafusion::arrow::datatypes::DataType;
+use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
-use rustyline::DefaultEditor;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::Validator;
+use rustyline::{Context, Editor, Helper};
 
 use super::print::{Output, OutputFormat};
 use crate::model::TABLES;
@@ -16,18 +23,32 @@ const HELP: &str = "\
   \\dt           list tables
   \\d TABLE      columns of a table with their types
   \\df           kpidb's functions
+  \\x            expanded rows: one line per column (toggle)
+  \\format NAME  print results as table, csv or json
+  \\o FILE       send results to FILE; \\o alone: back to the screen
   \\timing       show how long each statement takes (toggle)
-  \\q            quit (also Ctrl-D)";
+  \\q            quit (also Ctrl-D)
+  Tab           complete a table, column or function name";
+
+/// How results print, as the backslash commands set it.
+#[derive(Debug)]
+struct Settings {
+    format: OutputFormat,
+    expanded: bool,
+    timing: bool,
+    /// `\o FILE`: results go here, appended statement after statement.
+    output: Option<PathBuf>,
+}
 
 pub async fn run(engine: Engine) -> Result<()> {
-    let mut editor = DefaultEditor::new()
-        .map_err(|e| Error::usage(format!("cannot start the line editor: {e}")))?;
-    let history =
-        std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".kpidb_history"));
+    let mut editor: Editor<Names, DefaultHistory> =
+        Editor::new().map_err(|e| Error::usage(format!("cannot start the line editor: {e}")))?;
+    editor.set_helper(Some(Names::of(&engine).await));
+    let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kpidb_history"));
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
-    println!(
+    outln!(
         "kpidb {} — warehouse {} ({}). Type \\? for help, \\q to quit.",
         env!("CARGO_PKG_VERSION"),
         engine.warehouse().root().display(),
@@ -36,7 +57,12 @@ pub async fn run(engine: Engine) -> Result<()> {
             pin => format!("as of {pin}"),
         }
     );
-    let mut timing = false;
+    let mut settings = Settings {
+        format: OutputFormat::Table,
+        expanded: false,
+        timing: false,
+        output: None,
+    };
     let mut buffer = String::new();
     loop {
         let prompt = if buffer.is_empty() {
@@ -56,9 +82,10 @@ pub async fn run(engine: Engine) -> Result<()> {
         let trimmed = line.trim();
         if buffer.is_empty() && trimmed.starts_with('\\') {
             let _ = editor.add_history_entry(trimmed);
-            match command(&engine, trimmed, &mut timing).await {
+            match command(&engine, trimmed, &mut settings).await {
                 Ok(true) => break,
                 Ok(false) => {}
+                Err(e) if e.is_broken_pipe() => return Err(e),
                 Err(e) => eprintln!("error: {}", e.to_string().trim_end()),
             }
             continue;
@@ -74,11 +101,13 @@ pub async fn run(engine: Engine) -> Result<()> {
         let sql = std::mem::take(&mut buffer);
         let _ = editor.add_history_entry(sql.trim());
         let started = Instant::now();
-        if let Err(e) = execute(&engine, &sql).await {
-            eprintln!("error: {}", e.to_string().trim_end());
+        match execute(&engine, &sql, &settings).await {
+            Err(e) if e.is_broken_pipe() => return Err(e),
+            Err(e) => eprintln!("error: {}", e.to_string().trim_end()),
+            Ok(()) => {}
         }
-        if timing {
-            println!("Time: {:.3}s", started.elapsed().as_secs_f64());
+        if settings.timing {
+            outln!("Time: {:.3}s", started.elapsed().as_secs_f64());
         }
     }
     if let Some(path) = &history {
@@ -87,30 +116,74 @@ pub async fn run(engine: Engine) -> Result<()> {
     Ok(())
 }
 
-async fn execute(engine: &Engine, sql: &str) -> Result<()> {
+async fn execute(engine: &Engine, sql: &str, settings: &Settings) -> Result<()> {
     for statement in engine.parse(sql)? {
+        let asked = statement.clone();
         let frame = engine.run(statement).await?;
         let schema = frame.schema().inner().clone();
         let batches = frame.collect().await?;
-        let mut out = Output::open(None, OutputFormat::Table)?;
+        let format = match (settings.format, settings.expanded) {
+            (OutputFormat::Table, true) => OutputFormat::Expanded,
+            (format, _) => format,
+        };
+        let mut out = match &settings.output {
+            Some(path) => Output::append(path, format)?,
+            None => Output::open(None, format)?,
+        };
         out.write(schema, &batches)?;
         out.finish()?;
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            super::notice_empty(engine, &asked).await;
+        }
     }
     Ok(())
 }
 
 /// Runs a backslash command; `Ok(true)` means quit.
-async fn command(engine: &Engine, line: &str, timing: &mut bool) -> Result<bool> {
+async fn command(engine: &Engine, line: &str, settings: &mut Settings) -> Result<bool> {
     let mut words = line.split_whitespace();
     match (words.next().unwrap_or(""), words.next()) {
         ("\\q", _) => return Ok(true),
-        ("\\?" | "\\h" | "\\help", _) => println!("{HELP}"),
+        ("\\?" | "\\h" | "\\help", _) => outln!("{HELP}"),
         ("\\timing", _) => {
-            *timing = !*timing;
-            println!("Timing is {}.", if *timing { "on" } else { "off" });
+            settings.timing = !settings.timing;
+            outln!("Timing is {}.", on_off(settings.timing));
+        }
+        ("\\x", _) => {
+            settings.expanded = !settings.expanded;
+            outln!("Expanded display is {}.", on_off(settings.expanded));
+        }
+        ("\\format" | "\\pset", Some(word)) => {
+            let name = match (word, words.next()) {
+                ("format", Some(name)) => name,
+                (name, None) if line.starts_with("\\format") => name,
+                _ => return Err(Error::usage("usage: \\format table|csv|json")),
+            };
+            settings.format = match name {
+                "table" | "aligned" => OutputFormat::Table,
+                "csv" => OutputFormat::Csv,
+                "json" => OutputFormat::Json,
+                other => {
+                    return Err(Error::usage(format!(
+                        "\\format {other}: use table, csv or json (\\x for expanded rows)"
+                    )))
+                }
+            };
+            outln!("Output format is {name}.");
+        }
+        ("\\format" | "\\pset", None) => outln!("usage: \\format table|csv|json"),
+        ("\\o", Some(file)) => {
+            let path = PathBuf::from(file);
+            std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+            outln!("Results go to {} until \\o.", path.display());
+            settings.output = Some(path);
+        }
+        ("\\o", None) => {
+            settings.output = None;
+            outln!("Results go to the screen.");
         }
         ("\\dt", _) => {
-            println!("{:<16} {:>8}  description", "table", "version");
+            outln!("{:<16} {:>8}  description", "table", "version");
             for def in TABLES {
                 let version = engine
                     .versions()
@@ -119,16 +192,16 @@ async fn command(engine: &Engine, line: &str, timing: &mut bool) -> Result<bool>
                     .flatten()
                     .map(|v| v.to_string())
                     .unwrap_or_else(|| "-".into());
-                println!("{:<16} {:>8}  {}", def.name, version, def.description);
+                outln!("{:<16} {:>8}  {}", def.name, version, def.description);
             }
         }
         ("\\d", Some(table)) => {
             let provider = engine.context().table_provider(table).await.map_err(|_| {
                 Error::usage(format!("no table named '{table}'; \\dt lists the tables"))
             })?;
-            println!("{:<20} {:<16} nullable", "column", "type");
+            outln!("{:<20} {:<16} nullable", "column", "type");
             for field in provider.schema().fields() {
-                println!(
+                outln!(
                     "{:<20} {:<16} {}",
                     field.name(),
                     type_name(field.data_type()),
@@ -136,11 +209,19 @@ async fn command(engine: &Engine, line: &str, timing: &mut bool) -> Result<bool>
                 );
             }
         }
-        ("\\d", None) => println!("usage: \\d TABLE"),
-        ("\\df", _) => print_functions(),
-        (other, _) => println!("unknown command {other}; \\? lists the commands"),
+        ("\\d", None) => outln!("usage: \\d TABLE"),
+        ("\\df", _) => print_functions()?,
+        (other, _) => outln!("unknown command {other}; \\? lists the commands"),
     }
     Ok(false)
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "on"
+    } else {
+        "off"
+    }
 }
 
 fn type_name(t: &DataType) -> String {
@@ -155,18 +236,182 @@ fn type_name(t: &DataType) -> String {
 }
 
 /// `\df`: each kpidb function with its description, syntax and example.
-pub fn print_functions() {
+pub fn print_functions() -> Result<()> {
     for (name, kind, doc) in crate::functions::documentation() {
-        println!(
+        outln!(
             "{name} ({kind})\n  {}\n  syntax:  {}",
-            doc.description, doc.syntax_example
+            doc.description,
+            doc.syntax_example
         );
         if let Some(example) = &doc.sql_example {
-            println!(
+            outln!(
                 "  example: {}",
                 example.trim().replace('\n', "\n           ")
             );
         }
-        println!();
+        outln!();
+    }
+    Ok(())
+}
+
+/// What Tab completes: the warehouse's tables and their columns, kpidb's functions
+/// and DataFusion's, and SQL's keywords.
+struct Names {
+    names: Vec<String>,
+}
+
+impl Helper for Names {}
+impl Highlighter for Names {}
+impl Validator for Names {}
+impl Hinter for Names {
+    type Hint = String;
+}
+
+impl Names {
+    async fn of(engine: &Engine) -> Self {
+        let mut names: Vec<String> = Vec::new();
+        for def in TABLES {
+            names.push(def.name.to_string());
+            if let Ok(provider) = engine.context().table_provider(def.name).await {
+                names.extend(provider.schema().fields().iter().map(|f| f.name().clone()));
+            }
+        }
+        let state = engine.context().state();
+        names.extend(state.scalar_functions().keys().cloned());
+        names.extend(state.aggregate_functions().keys().cloned());
+        names.extend(state.window_functions().keys().cloned());
+        names.extend(state.table_functions().keys().cloned());
+        names.extend(KEYWORDS.iter().map(|k| k.to_string()));
+        Names::new(names)
+    }
+
+    fn new(mut names: Vec<String>) -> Self {
+        names.sort();
+        names.dedup();
+        Names { names }
+    }
+
+    /// The word ending at `pos` and the names it begins (case-insensitive; keywords
+    /// keep the case typed).
+    fn candidates(&self, line: &str, pos: usize) -> (usize, Vec<String>) {
+        let start = line[..pos]
+            .char_indices()
+            .rev()
+            .take_while(|(_, c)| c.is_alphanumeric() || *c == '_')
+            .last()
+            .map(|(i, _)| i)
+            .unwrap_or(pos);
+        let word = &line[start..pos];
+        if word.is_empty() {
+            return (pos, Vec::new());
+        }
+        let lower = word.to_lowercase();
+        let upper = word.chars().all(|c| !c.is_lowercase());
+        let found = self
+            .names
+            .iter()
+            .filter(|n| n.to_lowercase().starts_with(&lower))
+            .map(|n| match KEYWORDS.contains(&n.as_str()) {
+                true if !upper => n.to_lowercase(),
+                _ => n.clone(),
+            })
+            .collect();
+        (start, found)
+    }
+}
+
+impl Completer for Names {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let (start, names) = self.candidates(line, pos);
+        let pairs = names
+            .into_iter()
+            .map(|n| Pair {
+                display: n.clone(),
+                replacement: n,
+            })
+            .collect();
+        Ok((start, pairs))
+    }
+}
+
+const KEYWORDS: &[&str] = &[
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP",
+    "BY",
+    "ORDER",
+    "HAVING",
+    "LIMIT",
+    "JOIN",
+    "LEFT",
+    "INNER",
+    "ON",
+    "USING",
+    "AS",
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "IS",
+    "NULL",
+    "DISTINCT",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "WITH",
+    "UNION",
+    "ALL",
+    "DESC",
+    "ASC",
+    "OVER",
+    "PARTITION",
+    "EXPLAIN",
+    "CAST",
+    "BETWEEN",
+    "LIKE",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tab_completes_the_word_under_the_cursor() {
+        let names = Names::new(
+            [
+                "dept_scores",
+                "dept_ranking",
+                "departments",
+                "dept_code",
+                "SELECT",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        );
+        let line = "SELECT dept_c FROM dep";
+        assert_eq!(
+            names.candidates(line, 13),
+            (7, vec!["dept_code".to_string()])
+        );
+        let (start, found) = names.candidates(line, line.len());
+        assert_eq!(start, 19);
+        assert_eq!(
+            found,
+            ["departments", "dept_code", "dept_ranking", "dept_scores"]
+        );
+        assert_eq!(names.candidates("sel", 3), (0, vec!["select".to_string()]));
+        assert_eq!(names.candidates("SEL", 3), (0, vec!["SELECT".to_string()]));
+        assert_eq!(names.candidates("x ", 2), (2, vec![]));
     }
 }

@@ -35,24 +35,28 @@ pub struct RunArgs {
     /// Only these formats (comma-separated: xlsx,html,md,csv) [default: the report's]
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub format: Vec<String>,
+    /// Write the report even for a year with no data or when every section is empty
+    #[arg(long)]
+    pub allow_empty: bool,
     #[command(flatten)]
     pub pin: PinArgs,
 }
 
 pub async fn run(
     command: ReportCommand,
-    reports_path: PathBuf,
+    reports: Reports,
     data: PathBuf,
     options: FunctionOptions,
     cluster: Option<crate::cluster::ClusterUrl>,
+    zone: &chrono_tz::Tz,
 ) -> Result<()> {
     let hook = cluster.map(|url| Arc::new(url) as Arc<dyn SessionHook>);
-    let reports = Reports::load(&reports_path)?;
+    let reports_path = reports.path.clone();
     match command {
         ReportCommand::List => {
-            println!("reports in {}", reports_path.display());
+            outln!("reports in {}", reports_path.display());
             for report in reports.reports.values() {
-                println!("\n{}  {}", report.name, report.title);
+                outln!("\n{}  {}", report.name, report.title);
                 let params: Vec<String> = report
                     .params
                     .iter()
@@ -62,7 +66,7 @@ pub async fn run(
                         spec::Param::Text(s) => format!("{k}={s}"),
                     })
                     .collect();
-                println!(
+                outln!(
                     "  params:   {}",
                     if params.is_empty() {
                         "(none)".into()
@@ -71,14 +75,14 @@ pub async fn run(
                     }
                 );
                 let formats: Vec<&str> = report.formats.iter().map(|f| f.extension()).collect();
-                println!("  formats:  {}", formats.join(", "));
-                println!(
+                outln!("  formats:  {}", formats.join(", "));
+                outln!(
                     "  output:   {}",
                     report::archive::report_dir(report).display()
                 );
                 match report.schedule_summary() {
-                    Some(summary) => println!("  schedule: {summary}"),
-                    None => println!("  schedule: (none; run by hand)"),
+                    Some(summary) => outln!("  schedule: {summary}"),
+                    None => outln!("  schedule: (none; run by hand)"),
                 }
                 for (i, section) in report.sections.iter().enumerate() {
                     let source = section
@@ -86,7 +90,7 @@ pub async fn run(
                         .as_ref()
                         .map(|f| f.display().to_string())
                         .unwrap_or_else(|| "inline SQL".into());
-                    println!("  {:>2}. {}  [{source}]", i + 1, section.title);
+                    outln!("  {:>2}. {}  [{source}]", i + 1, section.title);
                 }
             }
             Ok(())
@@ -106,27 +110,32 @@ pub async fn run(
             };
             let request = RunRequest {
                 params: report.overrides(&args.params)?,
-                as_of: args.pin.as_of()?,
+                as_of: args.pin.as_of(zone)?,
                 out: args.out,
                 formats,
                 hook: hook.clone(),
+                allow_empty: args.allow_empty,
             };
             let manifest =
                 report::run_report(&Warehouse::open(&data)?, options, report, request).await?;
-            println!("{}: {}", report.name, report.title);
+            outln!("{}: {}", report.name, report.title);
             for (name, value) in &manifest.params {
                 match value {
-                    serde_json::Value::String(text) => println!("  {name} = {text}"),
-                    other => println!("  {name} = {other}"),
+                    serde_json::Value::String(text) => outln!("  {name} = {text}"),
+                    other => outln!("  {name} = {other}"),
                 }
             }
-            println!("  data versions {}", manifest.as_of_version);
+            outln!("  data versions {}", manifest.as_of_version);
             for section in &manifest.sections {
-                println!("  {:>5} rows  {}", section.rows, section.title);
+                let rows = if section.rows == 1 { "row " } else { "rows" };
+                outln!("  {:>5} {rows}  {}", section.rows, section.title);
             }
-            println!("wrote:");
+            outln!("wrote:");
             for file in report::files(&manifest) {
-                println!("  {}", file.display());
+                outln!("  {}", file.display());
+            }
+            for note in &manifest.notes {
+                eprintln!("notice: {note}");
             }
             Ok(())
         }
@@ -141,7 +150,7 @@ pub async fn run(
             }
             for report in scheduler.scheduled() {
                 let summary = report.schedule_summary().unwrap_or_default();
-                println!("scheduled: {} {summary}", report.name);
+                outln!("scheduled: {} {summary}", report.name);
             }
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -159,7 +168,7 @@ pub async fn run(
                     shutdown,
                 )
                 .await;
-            println!("kpidb report schedule: stopped");
+            outln!("kpidb report schedule: stopped");
             Ok(())
         }
     }

@@ -43,8 +43,8 @@ pub fn documentation() -> Documentation {
          total in the configured scheme. prev_rank, rank_change (prev_rank − rank: positive moved up) \
          and score_change compare with exactly the year before and are NULL for a department not \
          ranked that year. A department missing indicator scores ranks on what it has: \
-         indicators_scored counts them and complete says whether it has every indicator scored \
-         that year.",
+         indicators_scored counts them and complete says whether it has a score for every \
+         level-3 indicator of the department framework (the `dept` rows of indicators).",
         SIGNATURE,
         &columns(),
         "SELECT rank, dept_name, total_score, grade, rank_change FROM dept_ranking(2023) LIMIT 10;",
@@ -58,31 +58,22 @@ impl TableFunctionImpl for DeptRanking {
         let year = args.year(0, "year")?;
         let prior = year - 1;
         let scheme = self.scheme.name();
-        // Department totals and the year's indicator count: from the rollup when it is
-        // fresh, else summed from the scores.
+        // Department totals: from the rollup when it is fresh, else summed from the
+        // scores. Complete means scored on the whole department framework.
         let rollup = self.rollups.as_ref().and_then(|r| r.fresh("dept_totals"));
-        let (totals, indicators_of_year) = match rollup {
-            Some(_) => (
-                format!(
-                    "SELECT year, dept_code, total_score, indicators_scored
-                     FROM kpidb_rollup.public.dept_totals WHERE year IN ({year}, {prior})"
-                ),
-                format!(
-                    "SELECT CAST(coalesce(max(year_indicators), 0) AS BIGINT) AS n
-                     FROM kpidb_rollup.public.dept_totals WHERE year = {year}"
-                ),
+        let totals = match rollup {
+            Some(_) => format!(
+                "SELECT year, dept_code, total_score, indicators_scored
+                 FROM kpidb_rollup.public.dept_totals WHERE year IN ({year}, {prior})"
             ),
-            None => (
-                format!(
-                    "SELECT year, dept_code, sum(score) AS total_score, count(*) AS indicators_scored
-                     FROM dept_scores WHERE year IN ({year}, {prior})
-                     GROUP BY year, dept_code"
-                ),
-                format!(
-                    "SELECT count(DISTINCT indicator_code) AS n FROM dept_scores WHERE year = {year}"
-                ),
+            None => format!(
+                "SELECT year, dept_code, sum(score) AS total_score, count(*) AS indicators_scored
+                 FROM dept_scores WHERE year IN ({year}, {prior})
+                 GROUP BY year, dept_code"
             ),
         };
+        let indicators_of_year =
+            "SELECT count(*) AS n FROM indicators WHERE framework = 'dept'".to_string();
         let rollups: Vec<_> = rollup.into_iter().map(|p| ("dept_totals", p)).collect();
         SqlTable::plan_with(
             call.session(),
@@ -100,7 +91,7 @@ impl TableFunctionImpl for DeptRanking {
                         CAST(prev.rnk AS BIGINT) - CAST(cur.rnk AS BIGINT) AS rank_change,
                         cur.total_score - prev.total_score AS score_change,
                         cur.indicators_scored,
-                        cur.indicators_scored = i.n AS complete
+                        cur.indicators_scored >= i.n AS complete
                  FROM ranked cur
                  CROSS JOIN indicators_of_year i
                  LEFT JOIN departments d ON d.dept_code = cur.dept_code

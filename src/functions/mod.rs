@@ -34,6 +34,16 @@ pub use perf_grade::GradeScheme;
 
 use crate::rollup::Rollups;
 
+/// The table functions that take years: each one's name, the table whose years it
+/// reads, and how many of its first arguments are years.
+pub const YEAR_ARGUMENTS: &[(&str, &str, usize)] = &[
+    ("dept_ranking", "dept_scores", 1),
+    ("indicator_callouts", "dept_scores", 1),
+    ("dept_trend", "dept_scores", 2),
+    ("grade_distribution", "evaluations", 1),
+    ("exante_summary", "exante_reviews", 1),
+];
+
 /// `[functions]` in kpidb.toml.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

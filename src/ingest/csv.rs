@@ -294,6 +294,31 @@ pub fn type_block(
     columns.finish()
 }
 
+/// The text of the cells `wanted` names, (line, field), as `block` holds them (trimmed).
+pub fn cells_at(
+    block: &Block,
+    delimiter: u8,
+    name: &str,
+    wanted: &std::collections::HashSet<(usize, usize)>,
+) -> Result<std::collections::HashMap<(usize, usize), String>> {
+    let text = decode(name, &block.bytes)?;
+    let mut reader = reader(text.as_bytes(), delimiter);
+    let mut record = csv::ByteRecord::new();
+    let mut found = std::collections::HashMap::new();
+    while let Ok(true) = reader.read_byte_record(&mut record) {
+        let line = record
+            .position()
+            .map_or(0, |p| start_line(text.as_bytes(), p) + block.first_line - 1);
+        for (field, bytes) in record.iter().enumerate() {
+            if wanted.contains(&(line, field)) {
+                let cell = String::from_utf8_lossy(bytes).trim().to_string();
+                found.insert((line, field), cell);
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// The line a record starts on. The reader places a record where it began reading
 /// it, before the blank lines (and the `\n` of a `\r\n`) it skipped on the way.
 fn start_line(text: &[u8], position: &csv::Position) -> usize {

@@ -493,7 +493,7 @@ fn decoded(ctx: Arc<Ctx>, opened: Vec<Opened>) -> impl Stream<Item = Result<Deco
 fn decode(ctx: &Ctx, meta: Arc<Meta>, piece: Piece) -> Result<Decoded> {
     let bytes = piece.bytes(&meta);
     let mut problems = Vec::new();
-    let chunk = source::type_piece(ctx.def, &meta, piece, &mut problems)?;
+    let chunk = source::type_piece(ctx.def, &meta, &piece, &mut problems)?;
     rules::check(
         ctx.def,
         &meta.file,
@@ -504,6 +504,9 @@ fn decode(ctx: &Ctx, meta: Arc<Meta>, piece: Piece) -> Result<Decoded> {
     let ids = ctx.codec.part_ids(&chunk.batch);
     ctx.refs
         .check(ctx.def, &ctx.codec, &ids, &meta.file, &chunk, &mut problems);
+    if !problems.is_empty() {
+        source::quote_file_text(ctx.def, &meta, &piece, &mut problems)?;
+    }
     Ok(Decoded {
         meta,
         chunk,

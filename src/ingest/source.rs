@@ -280,12 +280,12 @@ fn batches(reader: ParquetRecordBatchReader, name: String) -> impl Iterator<Item
 pub fn type_piece(
     def: &'static TableDef,
     meta: &Meta,
-    piece: Piece,
+    piece: &Piece,
     problems: &mut Vec<Problem>,
 ) -> Result<Chunk> {
     match piece {
         Piece::Csv(block) => csv_input::type_block(
-            &block,
+            block,
             meta.delimiter,
             &meta.file.name,
             def,
@@ -295,14 +295,14 @@ pub fn type_piece(
         ),
         Piece::Rows(rows) => {
             let mut columns = TextColumns::new(def, &meta.layout, &meta.file, rows.len());
-            for (line, cells) in &rows {
+            for (line, cells) in rows {
                 columns.push(*line, cells.len(), |i| cells[i].as_str(), problems);
             }
             columns.finish()
         }
         Piece::Batch { batch, first_row } => parquet::type_batch(
-            &batch,
-            first_row,
+            batch,
+            *first_row,
             meta.year,
             def,
             &meta.layout,
@@ -310,4 +310,47 @@ pub fn type_piece(
             problems,
         ),
     }
+}
+
+/// Puts the file's own text of each problem's cell in its value: a rule checks the
+/// typed value (`5.50`), the user looks for what the file says (`5.5`). Parquet cells
+/// are typed in the file, so their values stay.
+pub fn quote_file_text(
+    def: &TableDef,
+    meta: &Meta,
+    piece: &Piece,
+    problems: &mut [Problem],
+) -> Result<()> {
+    let field = |p: &Problem| {
+        def.column_index(&p.column)
+            .and_then(|c| meta.layout.positions[c])
+    };
+    let wanted: std::collections::HashSet<(usize, usize)> = problems
+        .iter()
+        .filter_map(|p| field(p).map(|f| (p.line, f)))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let texts = match piece {
+        Piece::Csv(block) => csv_input::cells_at(block, meta.delimiter, &meta.file.name, &wanted)?,
+        Piece::Rows(rows) => rows
+            .iter()
+            .flat_map(|(line, cells)| {
+                let wanted = &wanted;
+                cells
+                    .iter()
+                    .enumerate()
+                    .filter(move |(f, _)| wanted.contains(&(*line, *f)))
+                    .map(move |(f, text)| ((*line, f), text.trim().to_string()))
+            })
+            .collect(),
+        Piece::Batch { .. } => return Ok(()),
+    };
+    for problem in problems {
+        if let Some(text) = field(problem).and_then(|f| texts.get(&(problem.line, f))) {
+            problem.value = text.clone();
+        }
+    }
+    Ok(())
 }

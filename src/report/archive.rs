@@ -31,6 +31,9 @@ pub struct Manifest {
     pub sections: Vec<ManifestSection>,
     /// Each output by format (`xlsx`, `html`, `md`; `csv` names the first section's file).
     pub files: Vec<ManifestFile>,
+    /// What the reader should know: a newer year passed over as incomplete, empty sections.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// The run's directory (not saved; filled in when read back).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -88,7 +91,10 @@ pub fn write(outcome: &Outcome, formats: &[Format], dir: &Path) -> Result<Manife
             Format::Csv => {
                 for (i, section) in outcome.sections.iter().enumerate() {
                     let name = format!("{stem}.section{}.csv", i + 1);
-                    save(&dir.join(&name), &csv::render(section)?)?;
+                    save(
+                        &dir.join(&name),
+                        &csv::render(section, outcome.report.csv_bom)?,
+                    )?;
                     files.push(file(*format, name, Some(i + 1)));
                 }
             }
@@ -118,6 +124,7 @@ pub fn write(outcome: &Outcome, formats: &[Format], dir: &Path) -> Result<Manife
             })
             .collect(),
         files,
+        notes: outcome.notes.clone(),
         dir: dir.to_path_buf(),
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::usage(e.to_string()))?;

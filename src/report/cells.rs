@@ -138,6 +138,46 @@ impl Table {
     pub fn column(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
     }
+
+    /// The table as a heat map shows it: a row per `y`, a column per `x` (both in
+    /// order of first appearance), each cell the `value` of that pair. `None` when a
+    /// column is missing.
+    pub fn pivot(&self, x: &str, y: &str, value: &str) -> Option<Table> {
+        let (xi, yi, vi) = (self.column(x)?, self.column(y)?, self.column(value)?);
+        let mut xs: Vec<String> = Vec::new();
+        let mut ys: Vec<String> = Vec::new();
+        let mut cells = std::collections::HashMap::new();
+        for row in &self.rows {
+            let (xv, yv) = (row[xi].text(), row[yi].text());
+            if !xs.contains(&xv) {
+                xs.push(xv.clone());
+            }
+            if !ys.contains(&yv) {
+                ys.push(yv.clone());
+            }
+            cells.insert((xv, yv), row[vi].clone());
+        }
+        let mut columns = vec![self.columns[yi].clone()];
+        columns.extend(xs.iter().map(|x| Column {
+            name: x.clone(),
+            label: x.clone(),
+            format: self.columns[vi].format,
+        }));
+        let rows = ys
+            .iter()
+            .map(|y| {
+                std::iter::once(Cell::Text(y.clone()))
+                    .chain(xs.iter().map(|x| {
+                        cells
+                            .get(&(x.clone(), y.clone()))
+                            .cloned()
+                            .unwrap_or(Cell::Null)
+                    }))
+                    .collect()
+            })
+            .collect();
+        Some(Table { columns, rows })
+    }
 }
 
 /// The format a column gets when reports.toml does not say: fractions named
@@ -198,8 +238,18 @@ fn cells(array: &dyn Array) -> Result<Vec<Cell>> {
             .iter()
             .map(|v| v.map_or(Cell::Null, Cell::Bool))
             .collect(),
+        DataType::List(_) | DataType::LargeList(_) => {
+            // Lists (lowest_k): their elements joined, as a Chinese list is written.
+            let text = crate::output::joined(array, LIST_SEPARATOR)?.expect("a list column");
+            (0..text.len())
+                .map(|i| match text.is_null(i) {
+                    true => Cell::Null,
+                    false => Cell::Text(text.value(i).to_string()),
+                })
+                .collect()
+        }
         _ => {
-            // Text, lists (lowest_k), dates: their display form.
+            // Text, dates: their display form.
             let options = FormatOptions::default();
             let formatter = ArrayFormatter::try_new(array, &options)?;
             (0..array.len())
@@ -214,6 +264,9 @@ fn cells(array: &dyn Array) -> Result<Vec<Cell>> {
         }
     })
 }
+
+/// Between the items of a list in a cell: 履职效益、结转结余控制.
+pub const LIST_SEPARATOR: &str = "、";
 
 /// Display width in Excel character units: CJK characters take two.
 pub fn display_width(text: &str) -> usize {
@@ -234,5 +287,44 @@ mod tests {
         assert_eq!(Cell::Float(0.380_83).display(CellFormat::Percent), "38.08%");
         assert_eq!(Cell::Null.display(CellFormat::Percent), "");
         assert_eq!(display_width("部门A"), 5);
+    }
+
+    #[test]
+    fn a_heat_map_table_pivots_to_its_matrix() {
+        let column = |name: &str, format| Column {
+            name: name.into(),
+            label: name.into(),
+            format,
+        };
+        let table = Table {
+            columns: vec![
+                column("dept", CellFormat::Text),
+                column("level2", CellFormat::Text),
+                column("rate", CellFormat::Percent),
+            ],
+            rows: [("A", "x", 0.5), ("A", "y", 0.75), ("B", "y", 1.0)]
+                .iter()
+                .map(|(d, l, r)| {
+                    vec![
+                        Cell::Text(d.to_string()),
+                        Cell::Text(l.to_string()),
+                        Cell::Float(*r),
+                    ]
+                })
+                .collect(),
+        };
+        let matrix = table.pivot("level2", "dept", "rate").unwrap();
+        let names: Vec<&str> = matrix.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["dept", "x", "y"]);
+        assert_eq!(matrix.columns[2].format, CellFormat::Percent);
+        assert_eq!(
+            matrix.rows[0],
+            [Cell::Text("A".into()), Cell::Float(0.5), Cell::Float(0.75)]
+        );
+        assert_eq!(
+            matrix.rows[1],
+            [Cell::Text("B".into()), Cell::Null, Cell::Float(1.0)]
+        );
+        assert!(table.pivot("nope", "dept", "rate").is_none());
     }
 }

@@ -57,14 +57,22 @@ fn column<'a>(table: &'a Table, name: &str) -> (usize, &'a super::cells::Column)
 
 /// An axis from `lo` to `hi` in round steps.
 fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+    ticks_of(lo, hi, CellFormat::Decimal)
+}
+
+/// [`ticks`] for values shown in `format`: counts get whole steps only, so every
+/// tick's label is the value it marks (never 2.5 printed as 2).
+fn ticks_of(lo: f64, hi: f64, format: CellFormat) -> Vec<f64> {
     let span = (hi - lo).max(f64::EPSILON);
     let raw = span / 5.0;
     let magnitude = 10f64.powf(raw.log10().floor());
+    let whole = format == CellFormat::Integer;
     let step = [1.0, 2.0, 2.5, 5.0, 10.0]
         .iter()
         .map(|m| m * magnitude)
+        .filter(|s| !whole || (*s >= 1.0 && s.fract() == 0.0))
         .find(|s| span / s <= 6.0)
-        .unwrap_or(magnitude * 10.0);
+        .unwrap_or((magnitude * 10.0).max(1.0));
     let mut ticks = Vec::new();
     let mut t = (lo / step).ceil() * step;
     // At most a dozen: a step lost in rounding (huge values) must not loop forever.
@@ -94,6 +102,14 @@ fn domain(values: &[f64]) -> (f64, f64) {
     let hi = if lo < 0.0 { max.max(0.0) } else { max };
     let hi = if hi <= lo { lo + 1.0 } else { hi };
     (lo, hi)
+}
+
+/// The range bars are drawn over: from zero (or the lowest negative value) to the
+/// highest value (or zero).
+fn from_zero(values: &[f64]) -> (f64, f64) {
+    let lo = values.iter().cloned().fold(0.0, f64::min);
+    let hi = values.iter().cloned().fold(0.0, f64::max);
+    (lo, if hi <= lo { lo + 1.0 } else { hi })
 }
 
 fn short(value: f64, format: CellFormat) -> String {
@@ -152,7 +168,8 @@ fn bars(table: &Table, label: &str, value: &str, color: Option<&str>) -> String 
     let top = 28.0;
     let height = top + rows.len() as f64 * (bar_h + gap) + 36.0;
     let width = label_w + plot_w + 70.0;
-    let (lo, hi) = domain(&rows.iter().map(|r| r.1).collect::<Vec<_>>());
+    // Bars start at zero, so their lengths compare as their values do.
+    let (lo, hi) = from_zero(&rows.iter().map(|r| r.1).collect::<Vec<_>>());
     let x = |v: f64| label_w + (v - lo) / (hi - lo) * plot_w;
     let mut out = String::new();
     open_svg(
@@ -162,7 +179,7 @@ fn bars(table: &Table, label: &str, value: &str, color: Option<&str>) -> String 
         &format!("{} — {}", label, vcol.label),
     );
     // Axis and grid.
-    for t in ticks(lo, hi) {
+    for t in ticks_of(lo, hi, vcol.format) {
         let px = x(t);
         let _ = write!(
             out,
@@ -579,6 +596,16 @@ mod tests {
     #[test]
     fn ticks_are_round() {
         assert_eq!(ticks(0.0, 100.0), vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
+        // Counts: whole steps, each label the value it marks.
+        assert_eq!(ticks(0.0, 13.0), vec![0.0, 2.5, 5.0, 7.5, 10.0, 12.5]);
+        let counts = ticks_of(0.0, 13.0, CellFormat::Integer);
+        assert_eq!(counts, vec![0.0, 5.0, 10.0]);
+        assert_eq!(
+            ticks_of(0.0, 3.0, CellFormat::Integer),
+            vec![0.0, 1.0, 2.0, 3.0]
+        );
+        assert_eq!(from_zero(&[72.5, 95.0]), (0.0, 95.0));
+        assert_eq!(from_zero(&[-3.0, 5.0]), (-3.0, 5.0));
         assert_eq!(ticks(70.0, 95.0), vec![70.0, 75.0, 80.0, 85.0, 90.0, 95.0]);
     }
 

@@ -59,8 +59,11 @@ pub fn render(outcome: &Outcome) -> String {
         let _ = writeln!(out, "<p class=\"lede\">{}</p>", escape(description));
     }
     out.push_str("<table class=\"stamp\">\n");
-    for (name, value) in &outcome.params {
-        stamp_row(&mut out, &format!("参数 {name}"), &value.to_string());
+    for (label, value) in outcome.param_rows() {
+        stamp_row(&mut out, &label, &value);
+    }
+    for note in &outcome.notes {
+        stamp_row(&mut out, "注意", note);
     }
     stamp_row(&mut out, "生成时间", &outcome.generated_local());
     let versions: Vec<String> = outcome

@@ -11,8 +11,11 @@ pub fn render(outcome: &Outcome) -> String {
     if let Some(description) = &report.description {
         let _ = writeln!(out, "{}\n", text(description));
     }
-    for (name, value) in &outcome.params {
-        let _ = writeln!(out, "- 参数 {}: {}", text(name), text(&value.to_string()));
+    for (label, value) in outcome.param_rows() {
+        let _ = writeln!(out, "- {}: {}", text(&label), text(&value));
+    }
+    for note in &outcome.notes {
+        let _ = writeln!(out, "- 注意: {}", text(note));
     }
     let _ = writeln!(out, "- 生成时间: {}", outcome.generated_local());
     let _ = writeln!(out, "- 数据版本: `{}`", outcome.pin());

@@ -52,6 +52,8 @@ pub struct RunRequest {
     pub formats: Option<Vec<Format>>,
     /// Where the report's queries run, when not here (a Ballista cluster).
     pub hook: Option<Arc<dyn SessionHook>>,
+    /// Write the report even when its year has no data or every section is empty.
+    pub allow_empty: bool,
 }
 
 /// Runs `report` on one pinned engine and writes its outputs.
@@ -65,7 +67,7 @@ pub async fn run_report(
     if let Some(hook) = &request.hook {
         engine = engine.with_hook(hook.as_ref()).await?;
     }
-    let outcome = run::execute(&engine, report, request.params).await?;
+    let outcome = run::execute(&engine, report, request.params, request.allow_empty).await?;
     let formats = request.formats.unwrap_or_else(|| report.formats.clone());
     // Rendering and file writes block: keep them off the async workers (a server runs beside).
     let out = request.out;
@@ -96,23 +98,45 @@ pub async fn scheduled_run(
         },
     )
     .await?;
-    Ok(format!(
+    let mut message = format!(
         "wrote {} (data versions {})",
         manifest.dir.display(),
         manifest.as_of_version
-    ))
+    );
+    for note in &manifest.notes {
+        message.push_str(&format!("; note: {note}"));
+    }
+    Ok(message)
 }
 
-/// The reports file: `--reports` (or KPIDB_REPORTS), else kpidb.toml's `reports`,
-/// else `reports.toml` in the current directory, else the shipped one.
-pub fn reports_file(flag: Option<PathBuf>, configured: Option<PathBuf>) -> Result<PathBuf> {
-    match flag
+/// The reports: the file `--reports` (or KPIDB_REPORTS) names, else kpidb.toml's
+/// `reports`, else `reports.toml` in the current directory, else the shipped one.
+/// Runs are archived under `archive` when given (kpidb.toml's `archive`), else under
+/// each report's `output_dir` beside its file; the shipped reports' runs go to
+/// `./reports`, where the user is, never into the shipped copy.
+pub fn load(
+    flag: Option<PathBuf>,
+    configured: Option<PathBuf>,
+    archive: Option<PathBuf>,
+) -> Result<Reports> {
+    let named = flag
         .or(configured)
-        .or_else(|| Some(PathBuf::from("reports.toml")).filter(|p| p.is_file()))
-    {
-        Some(path) => Ok(path),
-        None => shipped_reports(),
-    }
+        .or_else(|| Some(PathBuf::from("reports.toml")).filter(|p| p.is_file()));
+    let (path, archive) = match named {
+        Some(path) => (path, archive),
+        None => (
+            shipped_reports()?,
+            archive.or_else(|| Some(PathBuf::from("reports"))),
+        ),
+    };
+    let reports = Reports::load(&path)?;
+    Ok(match archive {
+        Some(dir) => {
+            let dir = std::path::absolute(&dir).map_err(|e| crate::Error::io(&dir, e))?;
+            reports.archive_in(&dir)
+        }
+        None => reports,
+    })
 }
 
 /// Paths of a run's files, for printing.

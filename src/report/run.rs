@@ -24,6 +24,9 @@ pub struct Outcome {
     /// The version of every warehouse table the run read from.
     pub versions: BTreeMap<String, u64>,
     pub sections: Vec<SectionOutcome>,
+    /// What the reader should know about the data: a newer year passed over as
+    /// incomplete, sections with no rows.
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -56,6 +59,33 @@ impl Outcome {
         }
         command.push_str(&format!(" --as-of-version {}", self.pin()));
         command
+    }
+
+    /// The parameters as a reader of the circular wants them: each headed as its
+    /// column would be (`year` → 年度, from reports.toml's `[columns]` or the data
+    /// model's Chinese headers), a grade scheme with its grades.
+    pub fn param_rows(&self) -> Vec<(String, String)> {
+        self.params
+            .iter()
+            .map(|(name, value)| {
+                let label = self
+                    .report
+                    .style(name)
+                    .label
+                    .unwrap_or_else(|| name.clone());
+                let scheme = match value {
+                    Value::Text(text) if name == "scheme" => {
+                        crate::functions::GradeScheme::parse(text)
+                    }
+                    _ => None,
+                };
+                let value = match scheme {
+                    Some(scheme) => format!("{value}（{}）", scheme.labels().join("/")),
+                    None => value.to_string(),
+                };
+                (label, value)
+            })
+            .collect()
     }
 
     /// The generation time in the report's time zone.
@@ -91,11 +121,14 @@ impl Outcome {
     }
 }
 
-/// Runs every section of `report` on `engine`, with `overrides` over its default parameters.
+/// Runs every section of `report` on `engine`, with `overrides` over its default
+/// parameters. A year with no data in any table, or a run whose sections are all
+/// empty, is refused (naming the years there are) unless `allow_empty`.
 pub async fn execute(
     engine: &Engine,
     report: &Report,
     overrides: BTreeMap<String, Value>,
+    allow_empty: bool,
 ) -> Result<Outcome> {
     let generated_at = Utc::now();
     let mut versions = BTreeMap::new();
@@ -104,7 +137,23 @@ pub async fn execute(
             versions.insert(table, version);
         }
     }
-    let params = resolve(engine, report, overrides).await?;
+    let (params, mut notes) = resolve(engine, report, overrides).await?;
+    let refuse = |what: String, years: &std::collections::BTreeSet<i32>| {
+        Error::usage(format!(
+            "report '{}': {what}; the years with data are {} (--allow-empty writes it anyway)",
+            report.name,
+            crate::years::describe(years)
+        ))
+    };
+    if let Some(Value::Int(year)) = params.get("year") {
+        let years = crate::years::with_data(engine).await?;
+        if !years.iter().any(|&y| i64::from(y) == *year) && !allow_empty {
+            return Err(refuse(
+                format!("no table holds rows for year={year}"),
+                &years,
+            ));
+        }
+    }
     let mut sections = Vec::new();
     for (i, section) in report.sections.iter().enumerate() {
         let at = |e: Error| {
@@ -143,54 +192,72 @@ pub async fn execute(
             show_table: section.show_table,
         });
     }
+    let empty: Vec<&str> = sections
+        .iter()
+        .filter(|s| s.table.rows.is_empty())
+        .map(|s| s.title.as_str())
+        .collect();
+    if !sections.is_empty() && empty.len() == sections.len() {
+        if !allow_empty {
+            let asked = params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let years = crate::years::with_data(engine).await?;
+            return Err(refuse(
+                format!("every section is empty for {asked}"),
+                &years,
+            ));
+        }
+        notes.push("every section is empty".to_string());
+    } else {
+        for title in empty {
+            notes.push(format!("section '{title}' has no rows"));
+        }
+    }
     Ok(Outcome {
         report: report.clone(),
         params,
         generated_at,
         versions,
         sections,
+        notes,
     })
 }
 
-/// Each parameter's value: the override, else the default, with `latest` looked up.
+/// Each parameter's value: the override, else the default, with `latest` looked up
+/// (the newest complete year), and notes on what `latest` passed over.
 async fn resolve(
     engine: &Engine,
     report: &Report,
     mut overrides: BTreeMap<String, Value>,
-) -> Result<BTreeMap<String, Value>> {
+) -> Result<(BTreeMap<String, Value>, Vec<String>)> {
     let mut values = BTreeMap::new();
+    let mut notes = Vec::new();
     for (name, param) in &report.params {
         let value = match (overrides.remove(name), param) {
             (Some(value), _) => value,
             (None, Param::Int(i)) => Value::Int(*i),
             (None, Param::Text(s)) => Value::Text(s.clone()),
-            (None, Param::LatestYear) => Value::Int(
-                latest_year(engine)
-                    .await
-                    .map_err(|e| Error::usage(format!("report '{}': {e}", report.name)))?,
-            ),
+            (None, Param::LatestYear) => {
+                let (year, passed_over) =
+                    crate::years::latest_complete(engine)
+                        .await?
+                        .ok_or_else(|| {
+                            Error::usage(format!(
+                            "report '{}': dept_scores holds no rows, so there is no latest year; \
+                             give --param year=YYYY",
+                            report.name
+                        ))
+                        })?;
+                notes.extend(passed_over);
+                Value::Int(i64::from(year))
+            }
         };
         values.insert(name.clone(), value);
     }
-    Ok(values)
-}
-
-async fn latest_year(engine: &Engine) -> Result<i64> {
-    use datafusion::arrow::array::{Array, AsArray};
-    use datafusion::arrow::datatypes::Int64Type;
-    let batches = engine
-        .query("SELECT CAST(max(year) AS BIGINT) FROM dept_scores")
-        .await?;
-    batches
-        .first()
-        .map(|b| b.column(0).as_primitive::<Int64Type>())
-        .filter(|a| a.is_valid(0))
-        .map(|a| a.value(0))
-        .ok_or_else(|| {
-            Error::usage(
-                "dept_scores holds no rows, so there is no latest year; give --param year=YYYY",
-            )
-        })
+    Ok((values, notes))
 }
 
 /// The warehouse tables a query reads, table functions and subqueries included; a

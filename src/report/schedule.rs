@@ -57,15 +57,60 @@ pub struct Scheduler {
     pub reports: Reports,
     status: Mutex<BTreeMap<String, Status>>,
     clock: Clock,
+    /// One run at a time per report, scheduled or asked for.
+    running: BTreeMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
+
+/// Held while a report runs; others wait ([`Scheduler::run_one`]) or are told
+/// ([`Scheduler::try_claim`]).
+pub type Claim = tokio::sync::OwnedMutexGuard<()>;
 
 impl Scheduler {
     pub fn new(reports: Reports, clock: Clock) -> Arc<Self> {
+        let running = reports
+            .reports
+            .keys()
+            .map(|name| (name.clone(), Arc::default()))
+            .collect();
         Arc::new(Scheduler {
             reports,
             status: Mutex::new(BTreeMap::new()),
             clock,
+            running,
         })
+    }
+
+    /// The right to run `report` now, unless a run of it is under way (`None`).
+    pub fn try_claim(&self, report: &str) -> Option<Claim> {
+        self.running.get(report)?.clone().try_lock_owned().ok()
+    }
+
+    /// Whether a run of `report` is under way.
+    pub fn is_running(&self, report: &str) -> bool {
+        self.running
+            .get(report)
+            .is_some_and(|lock| lock.try_lock().is_err())
+    }
+
+    /// Records a run of `report` that finished now, as the scheduler records its own.
+    pub fn record<E: std::fmt::Display>(&self, report: &str, result: &Result<String, E>) {
+        let finished = self.clock.now();
+        let timezone = self.reports.reports.get(report).map(|r| r.timezone);
+        self.update(report, |s| {
+            s.last_run = Some(match timezone {
+                Some(tz) => finished.with_timezone(&tz).to_rfc3339(),
+                None => finished.to_rfc3339(),
+            });
+            s.runs += 1;
+            s.last_ok = Some(result.is_ok());
+            match result {
+                Ok(_) => s.last_error = None,
+                Err(e) => {
+                    s.failures += 1;
+                    s.last_error = Some(e.to_string());
+                }
+            }
+        });
     }
 
     pub fn status(&self, report: &str) -> Status {
@@ -128,7 +173,9 @@ impl Scheduler {
                 self.update(&report.name, |s| s.next_run = None);
                 return;
             };
-            self.update(&report.name, |s| s.next_run = Some(due.to_rfc3339()));
+            // Times as the report's readers keep them: in its time zone, with the offset.
+            let local = |t: DateTime<Utc>| t.with_timezone(&report.timezone).to_rfc3339();
+            self.update(&report.name, |s| s.next_run = Some(local(due)));
             // Sleep in short steps against the clock, so a suspended machine or a
             // stepped clock still runs the report at its wall-clock time.
             loop {
@@ -139,14 +186,19 @@ impl Scheduler {
                 let step = left.min(chrono::Duration::seconds(60));
                 tokio::time::sleep(step.to_std().unwrap_or_default()).await;
             }
-            log::info!("report {}: running (due {})", report.name, due.to_rfc3339());
+            log::info!("report {}: running (due {})", report.name, local(due));
+            // A run asked for over HTTP finishes first.
+            let claim = match self.running.get(&report.name) {
+                Some(lock) => Some(lock.clone().lock_owned().await),
+                None => None,
+            };
             // Its own task: a panic in a run is a failed run, not the end of the schedule.
             let result = match tokio::spawn(job(report.clone(), due)).await {
                 Ok(Ok(done)) => Ok(done),
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(e) => Err(format!("the run stopped: {e}")),
             };
-            let finished = self.clock.now();
+            drop(claim);
             match &result {
                 Ok(done) => log::info!("report {}: {done}", report.name),
                 Err(e) => log::error!(
@@ -154,18 +206,7 @@ impl Scheduler {
                     report.name
                 ),
             }
-            self.update(&report.name, |s| {
-                s.last_run = Some(finished.to_rfc3339());
-                s.runs += 1;
-                s.last_ok = Some(result.is_ok());
-                match &result {
-                    Ok(_) => s.last_error = None,
-                    Err(e) => {
-                        s.failures += 1;
-                        s.last_error = Some(e.to_string());
-                    }
-                }
-            });
+            self.record(&report.name, &result);
             last = due;
         }
     }

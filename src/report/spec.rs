@@ -38,6 +38,9 @@ pub struct Report {
     pub schedule: Option<Schedule>,
     pub timezone: chrono_tz::Tz,
     pub keep: usize,
+    /// Whether section CSVs start with a UTF-8 byte-order mark, which Excel needs to
+    /// show Chinese in a double-clicked CSV (default true).
+    pub csv_bom: bool,
     pub sections: Vec<Section>,
     /// Header labels and display formats of result columns (file-wide, then per report).
     pub columns: BTreeMap<String, ColumnStyle>,
@@ -241,6 +244,7 @@ struct ReportFile {
     schedule: Option<String>,
     timezone: Option<String>,
     keep: Option<usize>,
+    csv_bom: Option<bool>,
     #[serde(default)]
     columns: BTreeMap<String, ColumnStyle>,
     #[serde(default)]
@@ -288,6 +292,15 @@ impl Reports {
             path: path.to_path_buf(),
             reports,
         })
+    }
+
+    /// Archives every report's runs under `dir` (`<dir>/<report>/<time>/`) instead
+    /// of its own `output_dir`.
+    pub fn archive_in(mut self, dir: &Path) -> Self {
+        for report in self.reports.values_mut() {
+            report.output_dir = dir.to_path_buf();
+        }
+        self
     }
 
     pub fn get(&self, name: &str) -> Result<&Report> {
@@ -416,6 +429,7 @@ fn check_report(
         schedule,
         timezone,
         keep,
+        csv_bom: file.csv_bom.unwrap_or(true),
         sections,
         columns,
     })

@@ -9,9 +9,9 @@ use rust_xlsxwriter::{
     DocProperties, Format as XFormat, FormatAlign, Workbook, Worksheet, XlsxError,
 };
 
-use super::cells::{display_width, Cell};
+use super::cells::{display_width, Cell, Table};
 use super::run::Outcome;
-use super::spec::CellFormat;
+use super::spec::{CellFormat, Chart};
 use crate::{Error, Result};
 
 pub fn write(outcome: &Outcome, path: &Path) -> Result<()> {
@@ -85,69 +85,32 @@ fn build(outcome: &Outcome, workbook: &mut Workbook, at: &mut String) -> Result<
     );
     cover(outcome, workbook.add_worksheet(), &styles)?;
     let mut names: Vec<String> = vec!["封面".into()];
+    let mut section_sheets = Vec::new();
     for (i, section) in outcome.sections.iter().enumerate() {
         *at = format!("section {} ('{}')", i + 1, section.title);
-        let sheet = workbook.add_worksheet();
+        // A heat map's sheet is its matrix, as the HTML draws it; the rows follow
+        // on a sheet of their own.
+        let matrix = match &section.chart {
+            Some(Chart::Heatmap { x, y, value }) => section.table.pivot(x, y, value),
+            _ => None,
+        };
         let name = sheet_name(i + 1, &section.title, &names);
+        let sheet = workbook.add_worksheet();
         sheet.set_name(&name)?;
-        names.push(name);
-        let table = &section.table;
-        if table.rows.len() >= 1_048_576 {
-            return Err(XlsxError::RowColumnLimitError);
-        }
-        let mut widths: Vec<usize> = table
-            .columns
-            .iter()
-            .map(|c| display_width(&c.label).clamp(6, 40))
-            .collect();
-        for (col, column) in table.columns.iter().enumerate() {
-            sheet.write_string_with_format(0, col as u16, &column.label, &styles.header)?;
-        }
-        for (r, row) in table.rows.iter().enumerate() {
-            let r = r as u32 + 1;
-            for (col, (cell, column)) in row.iter().zip(&table.columns).enumerate() {
-                let c = col as u16;
-                match (cell, column.format) {
-                    (Cell::Null, _) => {}
-                    (Cell::Text(s), _) => {
-                        sheet.write_string(r, c, s)?;
-                    }
-                    (Cell::Bool(b), _) => {
-                        sheet.write_boolean(r, c, *b)?;
-                    }
-                    (cell, format) => match cell.number() {
-                        Some(n) => {
-                            sheet.write_number_with_format(r, c, n, styles.number(format))?;
-                        }
-                        None => {
-                            sheet.write_string(r, c, cell.text())?;
-                        }
-                    },
-                }
-                widths[col] = widths[col].max(display_width(&cell.display(column.format)).min(60));
+        names.push(name.clone());
+        section_sheets.push(name);
+        let title = &section.title;
+        match &matrix {
+            Some(matrix) => {
+                table_sheet(outcome, title, matrix, sheet, &styles)?;
+                let detail = sheet_name(i + 1, &format!("{title}（明细）"), &names);
+                let sheet = workbook.add_worksheet();
+                sheet.set_name(&detail)?;
+                names.push(detail);
+                table_sheet(outcome, title, &section.table, sheet, &styles)?;
             }
+            None => table_sheet(outcome, title, &section.table, sheet, &styles)?,
         }
-        for (col, width) in widths.iter().enumerate() {
-            sheet.set_column_width(col as u16, *width as f64 + 2.0)?;
-        }
-        sheet.set_freeze_panes(1, 0)?;
-        if !table.rows.is_empty() && !table.columns.is_empty() {
-            sheet.autofilter(
-                0,
-                0,
-                table.rows.len() as u32,
-                table.columns.len() as u16 - 1,
-            )?;
-        }
-        sheet.set_repeat_rows(0, 0)?;
-        sheet.set_landscape();
-        sheet.set_print_fit_to_pages(1, 0);
-        // '&' starts a header control code; '&&' is a literal one.
-        sheet.set_header(format!(
-            "&L{}&R{}",
-            outcome.report.title.replace('&', "&&"),
-            section.title.replace('&', "&&")
-        ));
     }
     *at = "the SQL sheet".into();
     let sql = workbook.add_worksheet();
@@ -157,7 +120,7 @@ fn build(outcome: &Outcome, workbook: &mut Workbook, at: &mut String) -> Result<
     }
     for (i, section) in outcome.sections.iter().enumerate() {
         let r = i as u32 + 1;
-        sql.write_string_with_format(r, 0, &names[i + 1], &styles.wrap)?;
+        sql.write_string_with_format(r, 0, &section_sheets[i], &styles.wrap)?;
         let tables: Vec<String> = section
             .tables
             .iter()
@@ -176,6 +139,74 @@ fn build(outcome: &Outcome, workbook: &mut Workbook, at: &mut String) -> Result<
     Ok(())
 }
 
+/// One table on `sheet`: a bold frozen header with a filter, widths that fit Chinese
+/// text, numbers as numbers in their formats, printed landscape one page wide.
+fn table_sheet(
+    outcome: &Outcome,
+    title: &str,
+    table: &Table,
+    sheet: &mut Worksheet,
+    styles: &Styles,
+) -> Result<(), XlsxError> {
+    if table.rows.len() >= 1_048_576 || table.columns.len() >= 16_384 {
+        return Err(XlsxError::RowColumnLimitError);
+    }
+    let mut widths: Vec<usize> = table
+        .columns
+        .iter()
+        .map(|c| display_width(&c.label).clamp(6, 40))
+        .collect();
+    for (col, column) in table.columns.iter().enumerate() {
+        sheet.write_string_with_format(0, col as u16, &column.label, &styles.header)?;
+    }
+    for (r, row) in table.rows.iter().enumerate() {
+        let r = r as u32 + 1;
+        for (col, (cell, column)) in row.iter().zip(&table.columns).enumerate() {
+            let c = col as u16;
+            match (cell, column.format) {
+                (Cell::Null, _) => {}
+                (Cell::Text(s), _) => {
+                    sheet.write_string(r, c, s)?;
+                }
+                (Cell::Bool(b), _) => {
+                    sheet.write_boolean(r, c, *b)?;
+                }
+                (cell, format) => match cell.number() {
+                    Some(n) => {
+                        sheet.write_number_with_format(r, c, n, styles.number(format))?;
+                    }
+                    None => {
+                        sheet.write_string(r, c, cell.text())?;
+                    }
+                },
+            }
+            widths[col] = widths[col].max(display_width(&cell.display(column.format)).min(60));
+        }
+    }
+    for (col, width) in widths.iter().enumerate() {
+        sheet.set_column_width(col as u16, *width as f64 + 2.0)?;
+    }
+    sheet.set_freeze_panes(1, 0)?;
+    if !table.rows.is_empty() && !table.columns.is_empty() {
+        sheet.autofilter(
+            0,
+            0,
+            table.rows.len() as u32,
+            table.columns.len() as u16 - 1,
+        )?;
+    }
+    sheet.set_repeat_rows(0, 0)?;
+    sheet.set_landscape();
+    sheet.set_print_fit_to_pages(1, 0);
+    // '&' starts a header control code; '&&' is a literal one.
+    sheet.set_header(format!(
+        "&L{}&R{}",
+        outcome.report.title.replace('&', "&&"),
+        title.replace('&', "&&")
+    ));
+    Ok(())
+}
+
 fn cover(outcome: &Outcome, sheet: &mut Worksheet, styles: &Styles) -> Result<(), XlsxError> {
     sheet.set_name("封面")?;
     sheet.write_string_with_format(0, 0, &outcome.report.title, &styles.title)?;
@@ -185,8 +216,9 @@ fn cover(outcome: &Outcome, sheet: &mut Worksheet, styles: &Styles) -> Result<()
         rows.push(("说明".into(), description.clone()));
     }
     rows.push(("报告".into(), outcome.report.name.clone()));
-    for (name, value) in &outcome.params {
-        rows.push((format!("参数 {name}"), value.to_string()));
+    rows.extend(outcome.param_rows());
+    for note in &outcome.notes {
+        rows.push(("注意".into(), note.clone()));
     }
     rows.push(("生成时间".into(), outcome.generated_local()));
     rows.push(("数据版本".into(), outcome.pin()));

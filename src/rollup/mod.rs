@@ -130,6 +130,7 @@ async fn commits(table: &DeltaTable, limit: Option<usize>) -> Result<Vec<(u64, O
 
 /// Builds every rollup from the latest data.
 pub async fn rebuild_all(warehouse: &Warehouse) -> Result<()> {
+    warehouse.writable()?;
     for def in ROLLUPS {
         build(warehouse, def, None, AsOf::Latest).await?;
     }

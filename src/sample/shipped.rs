@@ -19,9 +19,20 @@ static REPORTS_TOML: &str = include_str!("../../reports.toml");
 /// Written last into a complete copy.
 const COMPLETE: &str = ".kpidb-complete";
 
-/// The shipped sample warehouse, written out on first use.
+/// Why the copy of the shipped sample refuses writes ([`crate::storage::READ_ONLY`]):
+/// every command without a warehouse of its own reads it.
+const READ_ONLY_REASON: &str = "it is kpidb's shipped sample warehouse, which every \
+command without --data reads. To load or change data, make a warehouse of your own: \
+`kpidb gen-sample --out DIR` (a copy of the sample city) or `kpidb init DIR` (empty), \
+then pass --data DIR (or set KPIDB_DATA, or `data` in kpidb.toml).\n";
+
+/// The shipped sample warehouse, written out on first use, read-only.
 pub fn warehouse() -> Result<PathBuf> {
-    let files = embedded(&WAREHOUSE, Path::new(""));
+    let mut files = embedded(&WAREHOUSE, Path::new(""));
+    files.push((
+        PathBuf::from(crate::storage::READ_ONLY),
+        READ_ONLY_REASON.as_bytes(),
+    ));
     write_out("sample-warehouse", &files)
 }
 

@@ -34,6 +34,7 @@ pub enum Code {
     TooComplex,
     InvalidRegex,
     TlsRequired,
+    ReportRunning,
     Internal,
 }
 
@@ -60,6 +61,7 @@ impl Code {
             Code::TooComplex => ("too_complex", "54001", 400),
             Code::InvalidRegex => ("invalid_regex", "2201B", 400),
             Code::TlsRequired => ("tls_required", "28000", 403),
+            Code::ReportRunning => ("report_running", "55006", 409),
             Code::Internal => ("internal", "XX000", 500),
         }
     }

@@ -39,6 +39,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/tables/{name}", get(table))
         .route("/api/reports", get(super::reports::list))
         .route("/api/reports/{name}/latest", get(super::reports::latest))
+        .route("/api/reports/{name}/run", post(super::reports::run))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(shared.clone(), authenticate));
     Router::new()
@@ -73,7 +74,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
 async fn not_found() -> Response {
     http_response(ClientError::new(
         Code::NotFound,
-        "no such endpoint; see POST /api/sql, GET /api/tables, GET /api/reports, GET /healthz, GET /metrics",
+        "no such endpoint; see POST /api/sql, GET /api/tables, GET /api/reports, \
+         POST /api/reports/{name}/run, GET /healthz, GET /metrics",
     ))
 }
 

@@ -12,8 +12,9 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`reports`]: the report endpoints; the scheduler itself is [`crate::report::schedule`].
 //! - [`tls`]: certificate loading.
-//! - [`current_setting`], [`pg_type_is_visible`], [`to_regtype`], [`version`]: PostgreSQL functions that
-//!   drivers and BI tools call on connect; [`compat`]: rewrites for their catalog SQL.
+//! - [`current_setting`], [`is_visible`], [`to_regtype`], [`version`]: PostgreSQL functions that
+//!   drivers and BI tools call on connect; [`pg_proc`]: kpidb's functions in pg_catalog
+//!   (psql's `\df`); [`compat`]: rewrites for their catalog SQL.
 
 pub mod auth;
 pub mod budget;
@@ -22,10 +23,11 @@ pub mod config;
 pub mod current_setting;
 pub mod errors;
 pub mod http;
+pub mod is_visible;
 pub mod limits;
 pub mod metrics;
 pub mod pg;
-pub mod pg_type_is_visible;
+pub mod pg_proc;
 pub mod policy;
 pub mod reports;
 pub mod tls;
@@ -63,6 +65,10 @@ pub struct Shared {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The reports of reports.toml, run on their schedules while the server runs.
     pub reports: Option<Arc<Scheduler>>,
+    /// What a report run needs besides the warehouse: the function settings and
+    /// where the queries run.
+    pub options: crate::functions::FunctionOptions,
+    pub cluster: Option<Arc<dyn SessionHook>>,
 }
 
 impl Shared {
@@ -119,6 +125,7 @@ pub async fn start(
         .map(|url| Arc::new(url) as Arc<dyn SessionHook>);
     let base = engine.context().clone();
     setup_pg_catalog(&base, "datafusion", EmptyContextProvider).map_err(|e| Error::from(*e))?;
+    pg_proc::install(&base, "datafusion").await?;
     {
         let state = base.state_ref();
         let mut state = state.write();
@@ -127,7 +134,9 @@ pub async fn start(
     base.register_udf(current_setting::udf());
     base.register_udf(version::udf());
     base.register_udf(to_regtype::udf());
-    base.register_udf(pg_type_is_visible::udf());
+    for udf in is_visible::udfs() {
+        base.register_udf(udf);
+    }
     budget::install(&base, &budget);
     let metrics = metrics::Metrics::new();
     for (table, version) in engine.versions() {
@@ -151,6 +160,8 @@ pub async fn start(
         budget,
         tls,
         reports: reports.map(|r| Scheduler::new(r, Clock::system())),
+        options,
+        cluster: cluster.clone(),
     });
 
     let mut running = Running {

@@ -1,6 +1,7 @@
 //! The report endpoints: `GET /api/reports` lists the reports with their schedule,
 //! last run and newest files; `GET /api/reports/{name}/latest?format=…` serves the
-//! newest run's file (the manifest as JSON when no format is asked).
+//! newest run's file (the manifest as JSON when no format is asked);
+//! `POST /api/reports/{name}/run` runs one now (one run at a time per report).
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ pub async fn list(State(shared): State<Arc<Shared>>) -> Response {
             "schedule": report.schedule.as_ref().map(|s| s.expression.clone()),
             "timezone": report.timezone.name(),
             "status": scheduler.status(&report.name),
+            "running": scheduler.is_running(&report.name),
             "latest": latest,
         }));
     }
@@ -58,7 +60,114 @@ fn summary(name: &str, manifest: &Manifest) -> serde_json::Value {
         "versions": manifest.versions,
         "sections": manifest.sections.iter().map(|s| json!({"title": s.title, "rows": s.rows, "tables": s.tables})).collect::<Vec<_>>(),
         "files": files,
+        "notes": manifest.notes,
     })
+}
+
+/// `POST /api/reports/{name}/run`: `{"params": {"year": 2023}, "formats": ["xlsx"],
+/// "allow_empty": false}`, every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunBody {
+    #[serde(default)]
+    params: std::collections::BTreeMap<String, serde_json::Value>,
+    formats: Option<Vec<String>>,
+    #[serde(default)]
+    allow_empty: bool,
+}
+
+pub async fn run(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let bad = |message: String| http_response(ClientError::new(Code::BadRequest, message));
+    let Some(scheduler) = shared.reports.clone() else {
+        return http_response(ClientError::new(
+            Code::NotFound,
+            "the server has no reports",
+        ));
+    };
+    let Some(report) = scheduler.reports.reports.get(&name).cloned() else {
+        return http_response(ClientError::new(
+            Code::NotFound,
+            format!("no report '{name}'; GET /api/reports lists them"),
+        ));
+    };
+    let body: RunBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RunBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(body) => body,
+            Err(e) => {
+                return bad(format!(
+                    "the body must be JSON like {{\"params\": {{\"year\": 2023}}, \"formats\": [\"xlsx\"], \"allow_empty\": false}}: {e}"
+                ))
+            }
+        }
+    };
+    let pairs: Vec<(String, String)> = body
+        .params
+        .iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => (k.clone(), s.clone()),
+            other => (k.clone(), other.to_string()),
+        })
+        .collect();
+    let params = match report.overrides(&pairs) {
+        Ok(params) => params,
+        Err(e) => return bad(e.to_string()),
+    };
+    let formats = match &body.formats {
+        None => None,
+        Some(names) => {
+            let mut formats = Vec::new();
+            for f in names {
+                match Format::parse(f) {
+                    Some(format) => formats.push(format),
+                    None => return bad(format!("format '{f}': use xlsx, html, md or csv")),
+                }
+            }
+            Some(formats)
+        }
+    };
+    let Some(_claim) = scheduler.try_claim(&name) else {
+        return http_response(ClientError::new(
+            Code::ReportRunning,
+            format!("report '{name}' is running; ask again when it has finished"),
+        ));
+    };
+    let request = crate::report::RunRequest {
+        params,
+        formats,
+        hook: shared.cluster.clone(),
+        allow_empty: body.allow_empty,
+        ..Default::default()
+    };
+    let warehouse = shared.engine.warehouse().clone();
+    let ran = crate::report::run_report(&warehouse, shared.options, &report, request).await;
+    let recorded = ran
+        .as_ref()
+        .map(|m| format!("wrote {}", m.dir.display()))
+        .map_err(|e| e.to_string());
+    scheduler.record(&name, &recorded);
+    match ran {
+        Ok(manifest) => {
+            log::info!(
+                "report {name}: run over HTTP: wrote {}",
+                manifest.dir.display()
+            );
+            (
+                axum::http::StatusCode::CREATED,
+                Json(summary(&name, &manifest)),
+            )
+                .into_response()
+        }
+        Err(crate::Error::Usage(message)) => {
+            http_response(ClientError::new(Code::DataError, message))
+        }
+        Err(e) => http_response(ClientError::new(Code::Internal, e.to_string())),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -42,24 +42,46 @@ impl AsOf {
         Ok(AsOf::Versions(versions))
     }
 
-    /// Parses `--as-of`: RFC 3339, `YYYY-MM-DD HH:MM:SS` (UTC) or `YYYY-MM-DD` (end of day UTC).
-    pub fn parse_timestamp(text: &str) -> Result<Self> {
+    /// Parses `--as-of`: RFC 3339 or `YYYY-MM-DD HH:MM[:SS]±HH:MM` (any offset), else
+    /// `YYYY-MM-DD HH:MM[:SS]` in `zone`, or `YYYY-MM-DD` (the end of that day in `zone`).
+    pub fn parse_timestamp(text: &str, zone: &chrono_tz::Tz) -> Result<Self> {
+        use chrono::TimeZone;
         let text = text.trim();
         if let Ok(ts) = DateTime::parse_from_rfc3339(text) {
             return Ok(AsOf::Timestamp(ts.with_timezone(&Utc)));
         }
+        for format in [
+            "%Y-%m-%d %H:%M:%S%:z",
+            "%Y-%m-%d %H:%M:%S%z",
+            "%Y-%m-%d %H:%M%:z",
+        ] {
+            if let Ok(ts) = DateTime::parse_from_str(text, format) {
+                return Ok(AsOf::Timestamp(ts.with_timezone(&Utc)));
+            }
+        }
+        let local = |naive: NaiveDateTime| -> Result<Self> {
+            match zone.from_local_datetime(&naive).earliest() {
+                Some(ts) => Ok(AsOf::Timestamp(ts.with_timezone(&Utc))),
+                None => Err(Error::usage(format!(
+                    "--as-of '{text}': {naive} does not exist in {} (the clocks skip it)",
+                    zone.name()
+                ))),
+            }
+        };
         for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
-            if let Ok(ts) = NaiveDateTime::parse_from_str(text, format) {
-                return Ok(AsOf::Timestamp(ts.and_utc()));
+            if let Ok(naive) = NaiveDateTime::parse_from_str(text, format) {
+                return local(naive);
             }
         }
         if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
             let end = date.and_hms_milli_opt(23, 59, 59, 999).expect("valid time");
-            return Ok(AsOf::Timestamp(end.and_utc()));
+            return local(end);
         }
         Err(Error::usage(format!(
             "--as-of '{text}' is not a timestamp; use RFC 3339 (2024-03-01T12:00:00+08:00), \
-             'YYYY-MM-DD HH:MM:SS' (UTC) or 'YYYY-MM-DD'"
+             'YYYY-MM-DD HH:MM:SS' or 'YYYY-MM-DD' (in {}, the configured time zone; an \
+             explicit offset such as +08:00 or Z is always accepted)",
+            zone.name()
         )))
     }
 
@@ -116,10 +138,38 @@ mod tests {
     }
 
     #[test]
-    fn parses_timestamps() {
-        assert!(AsOf::parse_timestamp("2024-03-01T12:00:00+08:00").is_ok());
-        assert!(AsOf::parse_timestamp("2024-03-01 04:00:00").is_ok());
-        assert!(AsOf::parse_timestamp("2024-03-01").is_ok());
-        assert!(AsOf::parse_timestamp("yesterday").is_err());
+    fn timestamps_read_in_the_zone_unless_they_carry_an_offset() {
+        let beijing = chrono_tz::Asia::Shanghai;
+        let at = |text: &str, zone: &chrono_tz::Tz| match AsOf::parse_timestamp(text, zone) {
+            Ok(AsOf::Timestamp(ts)) => ts.to_rfc3339(),
+            other => panic!("{text}: {other:?}"),
+        };
+        assert_eq!(
+            at("2024-03-01T12:00:00+08:00", &beijing),
+            "2024-03-01T04:00:00+00:00"
+        );
+        assert_eq!(
+            at("2024-03-01 12:00:00Z", &beijing),
+            "2024-03-01T12:00:00+00:00"
+        );
+        assert_eq!(
+            at("2024-03-01 12:00:00+08:00", &chrono_tz::UTC),
+            "2024-03-01T04:00:00+00:00"
+        );
+        assert_eq!(
+            at("2024-03-01 12:00", &beijing),
+            "2024-03-01T04:00:00+00:00"
+        );
+        assert_eq!(
+            at("2024-03-01 12:00", &chrono_tz::UTC),
+            "2024-03-01T12:00:00+00:00"
+        );
+        // A date is the end of that day where the user is.
+        assert_eq!(at("2026-12-01", &beijing), "2026-12-01T15:59:59.999+00:00");
+        // A local time the clocks skip is refused by name.
+        let skipped = AsOf::parse_timestamp("2024-03-10 02:30", &chrono_tz::America::New_York);
+        assert!(skipped.unwrap_err().to_string().contains("does not exist"));
+        let bad = AsOf::parse_timestamp("yesterday", &beijing).unwrap_err();
+        assert!(bad.to_string().contains("Asia/Shanghai"), "{bad}");
     }
 }

@@ -54,9 +54,15 @@ pub struct Commit {
     pub details: String,
 }
 
+/// A warehouse directory holding this file is read-only; the file's text says why and
+/// what to do instead (the copy of the sample shipped in the binary has one).
+pub const READ_ONLY: &str = "_kpidb_read_only";
+
 #[derive(Debug, Clone)]
 pub struct Warehouse {
     root: PathBuf,
+    /// Why nothing may be written here, from the [`READ_ONLY`] file.
+    read_only: Option<std::sync::Arc<str>>,
 }
 
 impl Warehouse {
@@ -91,7 +97,24 @@ impl Warehouse {
                 missing.join(", ")
             )));
         }
-        Ok(Warehouse { root })
+        let marker = root.join(READ_ONLY);
+        let read_only = match std::fs::read_to_string(&marker) {
+            Ok(reason) => Some(reason.trim().into()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(&marker, e)),
+        };
+        Ok(Warehouse { root, read_only })
+    }
+
+    /// Refuses a write to a read-only warehouse, saying why and what to do instead.
+    pub fn writable(&self) -> Result<()> {
+        match &self.read_only {
+            None => Ok(()),
+            Some(reason) => Err(Error::usage(format!(
+                "{} is read-only, so nothing was written: {reason}",
+                self.root.display()
+            ))),
+        }
     }
 
     /// Creates a warehouse with every table empty, at version 0.
@@ -111,6 +134,7 @@ impl Warehouse {
         std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
         Ok(Warehouse {
             root: absolute(root)?,
+            read_only: None,
         })
     }
 
@@ -211,6 +235,7 @@ impl Warehouse {
         years: &[i32],
         source: &str,
     ) -> Result<u64> {
+        self.writable()?;
         let table = self.latest(def).await?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         let mut write = table

@@ -50,6 +50,7 @@ pub struct Committed {
 
 impl StagedWrite {
     pub async fn open(warehouse: &Warehouse, def: &TableDef) -> Result<Self> {
+        warehouse.writable()?;
         let table = warehouse.latest(def).await?;
         let config = table.snapshot()?.table_config();
         let partitions = if def.partitioned() {
@@ -219,6 +220,7 @@ pub struct CommitLock {
 impl Warehouse {
     /// Waits until no other kpidb process is committing to this warehouse.
     pub async fn lock_commits(&self) -> Result<CommitLock> {
+        self.writable()?;
         let path: PathBuf = self.root().join("_kpidb_commit.lock");
         let file = std::fs::OpenOptions::new()
             .create(true)

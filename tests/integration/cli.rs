@@ -164,7 +164,7 @@ fn errors_are_one_clear_line_and_exit_non_zero() {
         ("SELECT nope FROM departments", "No field named nope"),
         (
             "SELECT * FROM nowhere",
-            "table 'datafusion.public.nowhere' not found",
+            "table 'nowhere' not found; the tables are departments, indicators",
         ),
         (
             "INSERT INTO departments VALUES ('1', 'x', NULL, NULL)",
@@ -219,7 +219,7 @@ fn the_repl_runs_statements_across_lines_and_survives_errors() {
         err.contains("error: "),
         "the bad statement is reported: {err}"
     );
-    assert!(text.contains("| 417   |"), "{text}");
+    assert!(text.contains("|   417 |"), "{text}");
     assert!(text.contains("Timing is on."), "{text}");
     assert!(text.contains("exante_reviews"), "{text}");
     assert!(text.contains("score                decimal(7,2)"), "{text}");

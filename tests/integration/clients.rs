@@ -68,6 +68,25 @@ fn psql_lists_and_describes_tables_and_queries() {
     for column in ["year", "dept_code", "indicator_code", "score"] {
         assert!(describe.contains(column), "\\d lacks {column}:\n{describe}");
     }
+    // \df lists kpidb's functions with their arguments and results.
+    let functions = run_checked(psql(&served, "disable", "\\df"), "psql \\df");
+    for (name, shown) in [
+        ("perf_grade", "score NUMERIC [, scheme TEXT]"),
+        ("dept_ranking", "TABLE(rank bigint"),
+        ("lowest_k", "agg"),
+        ("prior_year", "window"),
+    ] {
+        assert!(
+            functions
+                .lines()
+                .any(|l| l.contains(name) && l.contains(shown)),
+            "\\df lacks {name} with {shown}:\n{functions}"
+        );
+    }
+    assert!(
+        !functions.contains("pg_catalog"),
+        "PostgreSQL's own stay out of \\df: {functions}"
+    );
     let count = run_checked(
         psql(
             &served,

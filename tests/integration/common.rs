@@ -30,11 +30,13 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).to_string()
 }
 
-/// A copy of the shipped sample warehouse in a temporary directory.
+/// A writable copy of the shipped sample warehouse in a temporary directory.
 pub fn sample_copy() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let target = dir.path().join("warehouse");
     copy_dir(&kpidb::sample::shipped::warehouse().unwrap(), &target);
+    std::fs::remove_file(target.join(kpidb::storage::READ_ONLY))
+        .expect("the shipped copy is marked read-only");
     (dir, target)
 }
 

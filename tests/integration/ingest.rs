@@ -79,9 +79,9 @@ fn bad_inputs_are_refused_and_nothing_is_written() {
         "above.csv",
         format!("{SCORES_HEADER}2024,101,D1101,5.5,5\n2024,101,D1102,-1,5\n").as_bytes(),
         &[
-            "row 2, column score, value \"5.50\"",
+            "row 2, column score, value \"5.5\"",
             "above its max_score 5.00",
-            "row 3, column score, value \"-1.00\"",
+            "row 3, column score, value \"-1\"",
             "must not be negative",
         ],
     );
@@ -412,7 +412,7 @@ fn replace_year_swaps_a_year_in_one_commit_and_time_travel_reads_the_past() {
         .nth(2)
         .unwrap()
         .to_string();
-    assert_eq!(at(&["--as-of", &format!("{created}T{time}Z")]), rows_2023);
+    assert_eq!(at(&["--as-of", &format!("{created}T{time}")]), rows_2023);
 
     // A version that does not exist is a clear error naming the table.
     let out = run(&data, &["query", "--as-of-version", "99", q]);
@@ -557,9 +557,9 @@ fn chinese_values_and_exante_rules() {
     // approved above requested; a rejection that approves money; a returned project with an amount.
     rejects(&data, "exante_reviews", "bad_reviews.csv",
         "年度,项目编码,申报金额,审定金额,评审结论\n2025,X1,1000,1200,部分支持\n2025,X2,300,10,不予支持\n2025,X3,50,50,退回\n".as_bytes(),
-        &["row 2, column approved_amount, value \"1200.00\": approved_amount is above requested_amount 1000.00",
-          "row 3, column approved_amount, value \"10.00\": a rejected project must have approved_amount 0",
-          "row 4, column approved_amount, value \"50.00\": a returned project is not reviewed"]);
+        &["row 2, column approved_amount, value \"1200\": approved_amount is above requested_amount 1000.00",
+          "row 3, column approved_amount, value \"10\": a rejected project must have approved_amount 0",
+          "row 4, column approved_amount, value \"50\": a returned project is not reviewed"]);
 
     let reviews = dir.path().join("reviews.csv");
     std::fs::write(&reviews, "年度,项目编码,送审金额,审定金额,评审结论\n2025,X1,1500,1200,部分支持\n2025,X2,300,0,不予支持\n2025,X3,50,,退回\n").unwrap();
@@ -648,7 +648,7 @@ fn files_as_bureaus_send_them_load() {
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains(
-            "titled.csv row 3, column score, value \"9.00\": score is above its max_score 5.00"
+            "titled.csv row 3, column score, value \"9\": score is above its max_score 5.00"
         ),
         "{}",
         stderr(&out)
@@ -713,7 +713,7 @@ fn every_problem_of_a_row_is_reported_and_check_writes_nothing() {
         format!("{SCORES_HEADER}2024,999,D1101,good,0\n").as_bytes(),
         &[
             "row 2, column score, value \"good\": must be a score, a number",
-            "row 2, column max_score, value \"0.00\": max_score must be greater than 0",
+            "row 2, column max_score, value \"0\": max_score must be greater than 0",
             "row 2, column dept_code, value \"999\": unknown dept_code",
         ],
     );
@@ -1001,6 +1001,6 @@ fn a_sheet_with_a_title_row_keeps_its_spreadsheet_rows() {
         "dept_scores",
         "titled.xlsx",
         &bytes,
-        &["titled.xlsx [Sheet1] row 4, column score, value \"6.00\": score is above its max_score 5.00"],
+        &["titled.xlsx [Sheet1] row 4, column score, value \"6\": score is above its max_score 5.00"],
     );
 }

@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("sample", 4),
     ("export", 4),
     ("bench", 4),
+    ("years", 4),
     ("report", 5),
     ("cluster", 6),
     ("server", 6),

@@ -10,6 +10,7 @@ mod cli;
 mod clients;
 mod cluster;
 mod compare;
+mod everyday;
 mod functions;
 mod fuzz;
 mod ingest;

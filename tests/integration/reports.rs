@@ -82,10 +82,20 @@ async fn the_default_report_matches_its_sql_in_every_format() {
         .contains(&"exante_reviews".to_string()));
     let answers = answers(&data, &manifest).await;
 
-    // Excel: a cover, one sheet per section, the SQL sheet; every cell equals the answer.
+    // Excel: a cover, one sheet per section (a heat map's is its matrix, with its rows
+    // on the sheet after), the SQL sheet; every cell equals the answer.
     let mut book: Xlsx<_> = open_workbook(file(&manifest, "xlsx")).unwrap();
     let names = book.sheet_names();
-    assert_eq!(names.len(), 1 + manifest.sections.len() + 1, "{names:?}");
+    let heat_map = names
+        .iter()
+        .position(|n| n.ends_with("（明细）"))
+        .expect("the heat map's rows have a sheet")
+        - 2;
+    assert_eq!(
+        names.len(),
+        1 + manifest.sections.len() + 1 + 1,
+        "{names:?}"
+    );
     assert_eq!(names[0], "封面");
     let cover = book.worksheet_range_at(0).unwrap().unwrap();
     let cover_text: Vec<String> = cover.cells().map(|(_, _, c)| c.to_string()).collect();
@@ -100,7 +110,8 @@ async fn the_default_report_matches_its_sql_in_every_format() {
     );
     let mut cells_checked = 0;
     for (i, batches) in answers.iter().enumerate() {
-        let sheet = book.worksheet_range_at(i + 1).unwrap().unwrap();
+        let at = if i < heat_map { i + 1 } else { i + 2 };
+        let sheet = book.worksheet_range_at(at).unwrap().unwrap();
         let rows: Vec<&[Data]> = sheet.rows().collect();
         let schema = batches.first().map(|b| b.schema());
         let expected_rows: usize = batches.iter().map(|b| b.num_rows()).sum();
@@ -124,10 +135,34 @@ async fn the_default_report_matches_its_sql_in_every_format() {
         }
     }
     assert!(cells_checked > 3000, "checked {cells_checked} cells");
+    // The heat map's sheet is the department × level-2 matrix the HTML draws.
+    let matrix = book.worksheet_range_at(heat_map + 1).unwrap().unwrap();
+    let rows: Vec<&[Data]> = matrix.rows().collect();
+    let detail = &answers[heat_map][0];
+    let level2s: std::collections::BTreeSet<String> = (0..detail.num_rows())
+        .map(|r| array_value_to_string(detail.column(3), r).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 62 + 1, "a row per department");
+    assert_eq!(
+        rows[0].len(),
+        1 + level2s.len(),
+        "a column per level-2 indicator"
+    );
+    for cell in &rows[0][1..] {
+        assert!(
+            level2s.contains(&cell.to_string()),
+            "{cell:?} is a level-2 indicator"
+        );
+    }
+    assert!(
+        rows[1][1..].iter().all(|c| matches!(c, Data::Float(_))),
+        "{:?}",
+        rows[1]
+    );
     // The ranking's header is in Chinese and the rate is a fraction (shown as a percentage).
     let ranking = book.worksheet_range_at(1).unwrap().unwrap();
     assert_eq!(ranking.get((0, 0)), Some(&Data::String("排名".into())));
-    let exante = book.worksheet_range_at(8).unwrap().unwrap();
+    let exante = book.worksheet_range_at(9).unwrap().unwrap();
     match exante.get((1, 4)) {
         Some(Data::Float(rate)) => assert!((rate - 0.3808).abs() < 1e-9, "{rate}"),
         other => panic!("cut rate cell: {other:?}"),
@@ -202,8 +237,30 @@ async fn the_default_report_matches_its_sql_in_every_format() {
             ],
         );
         assert!(cli.status.success(), "{}", stderr(&cli));
-        assert_eq!(got, stdout(&cli), "section {} CSV", i + 1);
+        // With the byte-order mark Excel needs, and lists joined as Chinese lists are.
+        let got = got.strip_prefix('\u{feff}').expect("a BOM starts the CSV");
+        assert_eq!(got, joined_lists(&stdout(&cli)), "section {} CSV", i + 1);
     }
+    let callouts = std::fs::read_to_string(file(&manifest, "html")).unwrap();
+    assert!(
+        !callouts.contains("<td>[") && callouts.contains("、"),
+        "lists are joined"
+    );
+    assert!(callouts.contains("等级方案") && callouts.contains("local（优秀/良好/一般/较差）"));
+}
+
+/// The CLI's CSV with its list cells (`"[a, b]"`) written as a report writes them (`a、b`).
+fn joined_lists(csv: &str) -> String {
+    let mut out = String::new();
+    let mut rest = csv;
+    while let Some(start) = rest.find("\"[") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find("]\"").expect("a list closes") + start;
+        out.push_str(&rest[start + 2..end].replace(", ", "、"));
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// What an Excel cell should hold for one SQL value.
@@ -215,6 +272,12 @@ fn expected(column: &dyn Array, row: usize) -> Data {
     let text = array_value_to_string(column, row).unwrap();
     match column.data_type() {
         T::Boolean => Data::Bool(text == "true"),
+        // Lists as a Chinese list is written: 履职效益、结转结余控制.
+        T::List(_) => Data::String(
+            text.trim_start_matches('[')
+                .trim_end_matches(']')
+                .replace(", ", "、"),
+        ),
         t if t.is_numeric() => Data::Float(text.parse().unwrap()),
         _ => Data::String(text),
     }
@@ -454,6 +517,9 @@ sql = "SELECT * FROM no_such_table"
         .unwrap();
     assert_eq!(csv.status(), 200);
     let csv = csv.text().await.unwrap();
+    let csv = csv
+        .strip_prefix('\u{feff}')
+        .expect("report CSVs start with a BOM");
     assert!(
         csv.starts_with("year,units,budget_amount\n") && csv.contains("2023,417,712900.00"),
         "{csv}"
@@ -494,4 +560,152 @@ sql = "SELECT * FROM no_such_table"
         .await
         .unwrap();
     assert!(answer.to_string().contains("\"n\""), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_run_over_http_one_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports.toml");
+    std::fs::write(
+        &reports,
+        r#"
+[report.units]
+title = "预算单位"
+formats = ["xlsx", "csv"]
+output_dir = "out"
+params = { year = "latest" }
+[[report.units.sections]]
+title = "单位数"
+sql = "SELECT year, count(*) AS units FROM unit_budgets WHERE year = ${year} GROUP BY year"
+
+[report.slow]
+title = "慢报告"
+output_dir = "out"
+formats = ["csv"]
+timezone = "Asia/Shanghai"
+schedule = "0 8 1 1 *"
+[[report.slow.sections]]
+title = "很多行"
+sql = "SELECT sum(value) AS total FROM range(1500000000)"
+"#,
+    )
+    .unwrap();
+    let data = kpidb::sample::shipped::warehouse().unwrap();
+    let served = Served::start(
+        &data,
+        crate::common::SERVER_CONFIG,
+        &["--reports", reports.to_str().unwrap()],
+    );
+    let http = reqwest::Client::new();
+    let post = |name: &str, body: &str| {
+        http.post(format!("{}/api/reports/{name}/run", served.http))
+            .bearer_auth(crate::common::TOKEN)
+            .body(body.to_string())
+            .send()
+    };
+    // Unauthenticated: refused, nothing run.
+    let refused = http
+        .post(format!("{}/api/reports/units/run", served.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+
+    // A run with parameters; its files are then the newest.
+    let ran = post("units", r#"{"params": {"year": 2022}, "formats": ["csv"]}"#)
+        .await
+        .unwrap();
+    assert_eq!(ran.status(), 201);
+    let summary: serde_json::Value = ran.json().await.unwrap();
+    assert_eq!(summary["params"]["year"], 2022, "{summary:#}");
+    assert_eq!(summary["files"][0]["format"], "csv", "{summary:#}");
+    let csv = http
+        .get(format!(
+            "{}/api/reports/units/latest?format=csv",
+            served.http
+        ))
+        .bearer_auth(crate::common::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    assert!(csv.text().await.unwrap().contains("2022,"));
+    // No body: the report's own parameters.
+    let ran = post("units", "").await.unwrap();
+    assert_eq!(ran.status(), 201);
+
+    for (name, body, status, says) in [
+        ("units", "{not json", 400, "the body must be JSON"),
+        (
+            "units",
+            r#"{"params": {"yaer": 1}}"#,
+            400,
+            "no parameter 'yaer'",
+        ),
+        ("units", r#"{"formats": ["pdf"]}"#, 400, "format 'pdf'"),
+        (
+            "units",
+            r#"{"params": {"year": 1800}}"#,
+            422,
+            "no table holds rows for year=1800",
+        ),
+        ("nope", "", 404, "no report 'nope'"),
+    ] {
+        let response = post(name, body).await.unwrap();
+        assert_eq!(response.status(), status, "{name} {body}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains(says), "{name} {body}: {text}");
+    }
+
+    // One run at a time per report: a second request while the first runs is told so.
+    let first = {
+        let (http, url) = (
+            http.clone(),
+            format!("{}/api/reports/slow/run", served.http),
+        );
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(crate::common::TOKEN)
+                .body("{}")
+                .send()
+                .await
+        })
+    };
+    let mut running = false;
+    for _ in 0..600 {
+        let listed: serde_json::Value = http
+            .get(format!("{}/api/reports", served.http))
+            .bearer_auth(crate::common::TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let slow = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "slow")
+            .unwrap();
+        // Times carry the report's offset.
+        assert!(
+            slow["status"]["next_run"]
+                .as_str()
+                .unwrap_or("+08:00")
+                .ends_with("+08:00"),
+            "{slow:#}"
+        );
+        if slow["running"] == true {
+            running = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(running, "the slow report was seen running");
+    let second = post("slow", "{}").await.unwrap();
+    assert_eq!(second.status(), 409);
+    assert!(second.text().await.unwrap().contains("report_running"));
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.status(), 201, "{}", first.text().await.unwrap());
 }

@@ -1,5 +1,6 @@
-//! `pg_type_is_visible(oid)`: whether a type is visible on the search path. kpidb has
-//! one schema and no user types, so every type is; SQLAlchemy's reflection asks.
+//! `pg_type_is_visible(oid)` and `pg_function_is_visible(oid)`: whether a type or a
+//! function is visible on the search path. kpidb has one schema, so every one is;
+//! SQLAlchemy's reflection and psql's `\df` ask.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue};
@@ -8,19 +9,24 @@ use datafusion::logical_expr::{
 };
 
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct PgTypeIsVisible {
+struct IsVisible {
+    name: &'static str,
     signature: Signature,
 }
 
-pub fn udf() -> ScalarUDF {
-    ScalarUDF::from(PgTypeIsVisible {
-        signature: Signature::any(1, Volatility::Stable),
+/// `pg_type_is_visible` and `pg_function_is_visible`.
+pub fn udfs() -> [ScalarUDF; 2] {
+    ["pg_type_is_visible", "pg_function_is_visible"].map(|name| {
+        ScalarUDF::from(IsVisible {
+            name,
+            signature: Signature::any(1, Volatility::Stable),
+        })
     })
 }
 
-impl ScalarUDFImpl for PgTypeIsVisible {
+impl ScalarUDFImpl for IsVisible {
     fn name(&self) -> &str {
-        "pg_type_is_visible"
+        self.name
     }
 
     fn signature(&self) -> &Signature {
