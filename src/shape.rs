@@ -12,7 +12,9 @@
 //!   regrouped into a balanced tree, as long `AND` chains are; both operators are
 //!   associative and commutative in SQL's three-valued logic, so the answer is the same;
 //! - refuses any other chain longer than [`MAX_CHAIN`] links, naming it
-//!   ([`TooComplex`], SQLSTATE 54001 as PostgreSQL's "statement too complex").
+//!   ([`TooComplex`], SQLSTATE 54001 as PostgreSQL's "statement too complex");
+//! - folds unquoted table-function names to lower case, as PostgreSQL resolves every
+//!   unquoted name (DataFusion looks table functions up as written).
 //!
 //! Chains are taken apart and measured in loops, never by recursion, and a rewritten
 //! tree is log₂ of the chain deep. Two things bound what the parser itself builds:
@@ -28,8 +30,8 @@ use std::ops::ControlFlow;
 use datafusion::error::DataFusionError;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, Query, SetExpr, Statement, UnaryOperator, Value, Values, VisitMut,
-    VisitorMut,
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, ObjectName, ObjectNamePart, Query, SetExpr,
+    Statement, TableFactor, UnaryOperator, Value, Values, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::Dialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -248,6 +250,32 @@ fn bump(run: usize, token: &Token) -> Result<usize, TooComplex> {
     Ok(run)
 }
 
+/// A table-function call in a FROM clause (`dept_ranking(2023)`): its name as written
+/// and its argument expressions (named arguments too).
+pub fn table_function_call(factor: &TableFactor) -> Option<(&ObjectName, Vec<&Expr>)> {
+    let (name, args) = match factor {
+        TableFactor::Table {
+            name,
+            args: Some(args),
+            ..
+        } => (name, &args.args),
+        TableFactor::Function { name, args, .. } => (name, args),
+        _ => return None,
+    };
+    let exprs = args
+        .iter()
+        .filter_map(|arg| match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e))
+            | FunctionArg::Named {
+                arg: FunctionArgExpr::Expr(e),
+                ..
+            } => Some(e),
+            _ => None,
+        })
+        .collect();
+    Some((name, exprs))
+}
+
 fn shape_df(statement: &mut DFStatement) -> Result<bool, TooComplex> {
     match statement {
         DFStatement::Statement(inner) => shape(inner),
@@ -285,6 +313,30 @@ impl Shaper {
 
 impl VisitorMut for Shaper {
     type Break = ();
+
+    // Table functions are looked up by name as written; PostgreSQL folds an unquoted
+    // name to lower case, as it (and DataFusion) does for tables and scalar
+    // functions, so `FROM DEPT_RANKING(2023)` (Superset upper-cases) finds it.
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        let name = match factor {
+            TableFactor::Table {
+                name,
+                args: Some(_),
+                ..
+            }
+            | TableFactor::Function { name, .. } => name,
+            _ => return ControlFlow::Continue(()),
+        };
+        for part in &mut name.0 {
+            if let ObjectNamePart::Identifier(ident) = part {
+                if ident.quote_style.is_none() && ident.value.chars().any(char::is_uppercase) {
+                    ident.value = ident.value.to_lowercase();
+                    self.rewritten = true;
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
 
     // Pre-order: a chain is rewritten at its top, before the visitor descends into it.
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
@@ -615,6 +667,22 @@ mod tests {
             .remove(0);
         shape(&mut statement)?;
         Ok(statement.to_string())
+    }
+
+    #[test]
+    fn unquoted_table_function_names_fold_to_lower_case() {
+        let text = shaped(
+            "SELECT COUNT(*) FROM DEPT_RANKING(2023) r JOIN Dept_Trend(2019, 2023) t USING (dept_code)",
+        )
+        .unwrap();
+        assert!(
+            text.starts_with("SELECT COUNT(*) FROM dept_ranking(2023)")
+                && text.contains("JOIN dept_trend(2019, 2023)"),
+            "{text}"
+        );
+        // Quoted names and tables keep their case (PostgreSQL folds tables itself).
+        let sql = "SELECT * FROM \"DEPT_RANKING\"(2023) JOIN DEPT_SCORES USING(dept_code)";
+        assert_eq!(shaped(sql).unwrap(), sql);
     }
 
     #[test]

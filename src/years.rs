@@ -9,8 +9,7 @@ use std::ops::ControlFlow;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{Int32Type, Int64Type};
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, Statement, TableFactor, UnaryOperator, Value, Visit,
-    Visitor,
+    Expr, Statement, TableFactor, UnaryOperator, Value, Visit, Visitor,
 };
 
 use datafusion::sql::parser::Statement as DFStatement;
@@ -192,16 +191,8 @@ fn asked_in(statement: &Statement) -> Vec<Asked> {
     impl Visitor for Calls {
         type Break = ();
         fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
-            let (name, args): (_, Vec<&Expr>) = match factor {
-                TableFactor::Table {
-                    name,
-                    args: Some(args),
-                    ..
-                } => (name, args.args.iter().filter_map(arg_expr).collect()),
-                TableFactor::Function { name, args, .. } => {
-                    (name, args.iter().filter_map(arg_expr).collect())
-                }
-                _ => return ControlFlow::Continue(()),
+            let Some((name, args)) = crate::shape::table_function_call(factor) else {
+                return ControlFlow::Continue(());
             };
             let function = name.to_string().to_lowercase();
             let known = crate::functions::YEAR_ARGUMENTS
@@ -218,16 +209,6 @@ fn asked_in(statement: &Statement) -> Vec<Asked> {
                 }
             }
             ControlFlow::Continue(())
-        }
-    }
-    fn arg_expr(arg: &FunctionArg) -> Option<&Expr> {
-        match arg {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(e))
-            | FunctionArg::Named {
-                arg: FunctionArgExpr::Expr(e),
-                ..
-            } => Some(e),
-            _ => None,
         }
     }
     fn int(expr: &Expr) -> Option<i64> {

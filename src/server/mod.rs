@@ -8,6 +8,7 @@
 //! - [`limits`]: memory pool, query deadline and cancel, warehouse-only file access.
 //! - [`budget`]: the memory ceiling no SQL can pass: expanding functions claim their
 //!   output first, and the pool refuses at the ceiling.
+//! - [`bound`]: bound parameters as table-function arguments (`dept_ranking($1)`).
 //! - [`errors`]: one mapping from failures to HTTP statuses and SQLSTATEs.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`reports`]: the report endpoints; the scheduler itself is [`crate::report::schedule`].
@@ -17,6 +18,7 @@
 //!   (psql's `\df`); [`compat`]: rewrites for their catalog SQL.
 
 pub mod auth;
+pub mod bound;
 pub mod budget;
 pub mod compat;
 pub mod config;

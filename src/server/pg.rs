@@ -145,10 +145,11 @@ impl Front {
             protocol: PROTOCOL,
         };
         let session = Arc::new(self.shared.session(limits.clone()));
+        let guard = Arc::new(Guard {
+            limits: limits.clone(),
+        });
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
-            Arc::new(Guard {
-                limits: limits.clone(),
-            }),
+            guard.clone(),
             Arc::new(CursorStatementHook),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
@@ -169,7 +170,7 @@ impl Front {
                 manager: self.manager.clone(),
             })
         };
-        let inner = Arc::new(DfSessionService::new_with_hooks(session, hooks));
+        let inner = Arc::new(DfSessionService::new_with_hooks(session.clone(), hooks));
         Connection {
             service: Arc::new(Service {
                 parser: Arc::new(ShapedParser {
@@ -178,6 +179,8 @@ impl Front {
                 }),
                 inner,
                 budget: self.shared.budget.clone(),
+                session,
+                guard,
             }),
             startup: Arc::new(Startup {
                 login,
@@ -236,6 +239,10 @@ struct Service {
     inner: Arc<DfSessionService>,
     parser: Arc<ShapedParser>,
     budget: Arc<Budget>,
+    /// The connection's session and guard, for statements that pass bound
+    /// parameters to table functions ([`super::bound`]), which run here.
+    session: Arc<SessionContext>,
+    guard: Arc<Guard>,
 }
 
 /// The shaped SQL for `query`, or a 54001 error when it is too complex to plan.
@@ -347,6 +354,16 @@ impl ExtendedQueryHandler for Service {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let sql = &portal.statement.statement.0;
+        if let (_, Some((statement, plan))) = &portal.statement.statement {
+            let query = matches!(policy::classify(statement), Verdict::Query);
+            if query && !super::bound::slots(statement).is_empty() {
+                let answer = self.with_bound_arguments(client, portal, statement, plan);
+                return match AssertUnwindSafe(answer).catch_unwind().await {
+                    Ok(response) => Ok(guard_rows(response?, sql)),
+                    Err(panic) => Err(panicked(sql, panic)),
+                };
+            }
+        }
         match AssertUnwindSafe(ExtendedQueryHandler::do_query(
             &*self.inner,
             client,
@@ -359,6 +376,41 @@ impl ExtendedQueryHandler for Service {
             Ok(response) => Ok(guard_rows(response?, sql)),
             Err(panic) => Err(panicked(sql, panic)),
         }
+    }
+}
+
+impl Service {
+    /// Runs a statement that passes bound parameters to table functions: the
+    /// parameters, typed as the Parse-time plan describes them, are put in as
+    /// constants and the statement is planned again ([`super::bound`]).
+    async fn with_bound_arguments<C>(
+        &self,
+        client: &C,
+        portal: &Portal<PgStatement>,
+        statement: &Statement,
+        described: &LogicalPlan,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let api = |e: DataFusionError| user_error(&ClientError::from_datafusion(&e));
+        let types = described.get_parameter_types().map_err(api)?;
+        let mut ordered: Vec<(usize, Option<datafusion::arrow::datatypes::DataType>)> = types
+            .into_iter()
+            .filter_map(|(id, t)| Some((id.strip_prefix('$')?.parse().ok()?, t)))
+            .collect();
+        ordered.sort_by_key(|(n, _)| *n);
+        let types: Vec<Option<&datafusion::arrow::datatypes::DataType>> =
+            ordered.iter().map(|(_, t)| t.as_ref()).collect();
+        let params =
+            datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters(portal, &types)?;
+        let bound = super::bound::bind(statement, &params).map_err(api)?;
+        let plan = self.guard.plan(&bound, &self.session).await?;
+        let frame = self.session.execute_logical_plan(plan).await.map_err(api)?;
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        encode_dataframe(frame, &portal.result_column_format, Some(options))
+            .await
+            .map(Response::Query)
     }
 }
 
@@ -656,7 +708,14 @@ impl QueryHook for Guard {
             Verdict::Refuse(message) => Some(Err(refused(message))),
             Verdict::Ignore(_) => Some(Ok(empty_plan())),
             Verdict::Session => None,
-            Verdict::Query => Some(self.plan(statement, session).await),
+            Verdict::Query => {
+                let slots = super::bound::slots(statement);
+                if slots.is_empty() {
+                    return Some(self.plan(statement, session).await);
+                }
+                let plan = |sample: Statement| async move { self.plan(&sample, session).await };
+                Some(super::bound::describe(statement, &slots, plan).await)
+            }
         }
     }
 

@@ -61,6 +61,28 @@ public class JdbcCheck {
                     }
                 }
             }
+            // A table function's year as a bound parameter, past the prepare threshold
+            // too (the driver then uses a named server-side statement, binary results).
+            try (PreparedStatement ps = conn.prepareStatement(
+                    "SELECT count(*), min(total_score) FROM dept_ranking(?)")) {
+                for (int i = 0; i < 7; i++) {
+                    ps.setInt(1, 2023);
+                    try (ResultSet rs = ps.executeQuery()) {
+                        rs.next();
+                        check("table-function parameter run " + (i + 1), rs.getInt(1) == ranked, rs.getInt(1));
+                    }
+                }
+                ps.setLong(1, 2023L);
+                try (ResultSet rs = ps.executeQuery()) {
+                    rs.next();
+                    check("table-function parameter as long", rs.getInt(1) == ranked, rs.getInt(1));
+                }
+                ps.setString(1, "2023");
+                try (ResultSet rs = ps.executeQuery()) {
+                    rs.next();
+                    check("table-function parameter as text", rs.getInt(1) == ranked, rs.getInt(1));
+                }
+            }
             try (Statement st = conn.createStatement()) {
                 st.execute("DROP TABLE dept_scores");
                 check("write refused", false, "DROP TABLE ran");

@@ -55,6 +55,16 @@ with psycopg.connect(dsn, autocommit=True) as conn:
         check("psycopg binary results", len(rows) == expected_ranked, len(rows))
         check("psycopg binary Decimal", isinstance(rows[0][0], decimal.Decimal), type(rows[0][0]))
 
+# A table function's year as a bound parameter: psycopg 3 binds on the server,
+# unprepared and as a prepared statement (prepare=True).
+with psycopg.connect(dsn, autocommit=True) as conn:
+    for prepare in (False, True):
+        row = conn.execute(
+            "SELECT count(*) FROM dept_ranking(%s)", (2023,), prepare=prepare
+        ).fetchone()
+        check(f"psycopg table-function parameter (prepare={prepare})", row[0] == expected_ranked, row)
+    row = conn.execute("SELECT count(*) FROM dept_ranking(%s::text)", ("2023",)).fetchone()
+    check("psycopg table-function parameter as text", row[0] == expected_ranked, row)
 with psycopg.connect(dsn) as conn:  # not autocommit: psycopg opens a transaction
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM departments")

@@ -193,16 +193,95 @@ async fn pg_prepared_statement_binds_parameters_and_returns_decimals() {
     );
     assert_eq!(count.to_string(), expected);
 
-    // Table-function arguments are planned when the statement is prepared, so they
-    // must be literals; a bind parameter there is a clear error.
-    let err = client
-        .prepare("SELECT * FROM dept_ranking($1)")
+    // Bound parameters as table-function arguments, in every type a driver sends.
+    let ranked = common::scalar(&data, "SELECT count(*) FROM dept_ranking(2022)");
+    let count = |rows: Vec<tokio_postgres::Row>| rows[0].get::<_, i64>(0).to_string();
+    let sql = "SELECT count(*) FROM dept_ranking($1)";
+    assert_eq!(count(client.query(sql, &[&2022i64]).await.unwrap()), ranked);
+    let prepared = client
+        .prepare(sql)
         .await
-        .expect_err("parameter as table-function argument");
+        .expect("prepare with a table-function parameter");
+    assert_eq!(prepared.params(), &[tokio_postgres::types::Type::INT8]);
+    assert_eq!(
+        count(client.query(&prepared, &[&2022i64]).await.unwrap()),
+        ranked
+    );
+    assert_eq!(
+        count(client.query(&prepared, &[&2023i64]).await.unwrap()),
+        common::scalar(&data, "SELECT count(*) FROM dept_ranking(2023)")
+    );
+    {
+        use tokio_postgres::types::{ToSql, Type};
+        let sent: [(Type, Box<dyn ToSql + Sync + Send>); 5] = [
+            (Type::INT2, Box::new(2022i16)),
+            (Type::INT4, Box::new(2022i32)),
+            (Type::NUMERIC, Box::new(Decimal::new(2022, 0))),
+            (Type::TEXT, Box::new("2022")),
+            (Type::UNKNOWN, Box::new("2022")),
+        ];
+        for (ty, value) in &sent {
+            let rows = client
+                .query_typed(sql, &[(value.as_ref() as &(dyn ToSql + Sync), ty.clone())])
+                .await
+                .unwrap_or_else(|e| panic!("{ty}: {}", error_message(&e)));
+            assert_eq!(rows[0].get::<_, i64>(0).to_string(), ranked, "{ty}");
+        }
+    }
+    // Every table function, parameters elsewhere in the statement too.
+    for (sql, params, expected) in [
+        (
+            "SELECT count(*) FROM indicator_callouts($1, $2) WHERE score_rate < $3",
+            vec![
+                Box::new(2023i64) as Box<dyn tokio_postgres::types::ToSql + Sync>,
+                Box::new(3i64),
+                Box::new(2.0f64),
+            ],
+            "SELECT count(*) FROM indicator_callouts(2023, 3) WHERE score_rate < 2.0",
+        ),
+        (
+            "SELECT count(*) FROM dept_trend($1, $2)",
+            vec![Box::new(2019i64), Box::new(2023i64)],
+            "SELECT count(*) FROM dept_trend(2019, 2023)",
+        ),
+        (
+            "SELECT sum(projects) FROM grade_distribution($1, $2)",
+            vec![Box::new(2023i64), Box::new("local".to_string())],
+            "SELECT sum(projects) FROM grade_distribution(2023, 'local')",
+        ),
+        (
+            "SELECT count(*) FROM exante_summary($1)",
+            vec![Box::new(2023i64)],
+            "SELECT count(*) FROM exante_summary(2023)",
+        ),
+    ] {
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            params.iter().map(|p| p.as_ref()).collect();
+        let rows = client
+            .query(sql, &refs)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {}", error_message(&e)));
+        let got: String = match rows[0].try_get::<_, i64>(0) {
+            Ok(n) => n.to_string(),
+            Err(_) => rows[0].get::<_, Decimal>(0).to_string(),
+        };
+        assert_eq!(got, common::scalar(&data, expected), "{sql}");
+    }
+    // A wrong value is still the function's own planning error.
+    let err = client.query(sql, &[&0i64]).await.expect_err("year 0");
     assert!(
-        error_message(&err).contains("constant"),
+        error_message(&err).contains("dept_ranking: year must be a year from 1 to 9999, got 0"),
         "{}",
         error_message(&err)
+    );
+    // Unquoted names fold to lower case, as PostgreSQL folds them.
+    let rows = client
+        .query("SELECT count(*) FROM DEPT_RANKING(2023)", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        count(rows),
+        common::scalar(&data, "SELECT count(*) FROM dept_ranking(2023)")
     );
 }
 
