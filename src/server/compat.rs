@@ -7,11 +7,15 @@
 //! DataFusion plans a correlated scalar subquery only when it aggregates, so such a
 //! subquery's single output is wrapped in `max(…)`: the same value for zero or one
 //! row, which is what these subqueries return.
+//!
+//! psql's `\d+` builds arrays from subqueries, `array(SELECT … FROM …)`, which
+//! DataFusion does not plan; [`array_subqueries`] writes each as the scalar subquery
+//! `(SELECT array_agg(…) FROM …)`, the same array (NULL rather than `{}` when empty).
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, Expr, GroupByExpr, SelectItem, SetExpr, Statement,
+    visit_expressions_mut, Expr, FunctionArguments, GroupByExpr, SelectItem, SetExpr, Statement,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -55,22 +59,50 @@ pub fn aggregate_scalar_subqueries(statement: &mut Statement) {
     });
 }
 
+pub fn array_subqueries(statement: &mut Statement) {
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Function(function) = expr {
+            let is_array = function.name.to_string().eq_ignore_ascii_case("array");
+            if let (true, FunctionArguments::Subquery(query)) = (is_array, &function.args) {
+                let mut query = query.clone();
+                if let SetExpr::Select(select) = query.body.as_mut() {
+                    if select.projection.len() == 1 {
+                        wrap_in(&mut select.projection[0], "array_agg");
+                        *expr = Expr::Subquery(query);
+                    }
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
 fn wrap_in_max(item: &mut SelectItem) {
+    let text = match item {
+        SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
+            expr.to_string().to_ascii_lowercase()
+        }
+        _ => return,
+    };
+    if AGGREGATES
+        .iter()
+        .any(|name| text.contains(&format!("{name}(")))
+    {
+        return;
+    }
+    wrap_in(item, "max");
+}
+
+/// `item`'s expression as the argument of the aggregate `function`.
+fn wrap_in(item: &mut SelectItem, function: &str) {
     let (expr, alias) = match item {
         SelectItem::UnnamedExpr(expr) => (expr, None),
         SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.clone())),
         _ => return,
     };
     let text = expr.to_string();
-    let lower = text.to_ascii_lowercase();
-    if AGGREGATES
-        .iter()
-        .any(|name| lower.contains(&format!("{name}(")))
-    {
-        return;
-    }
     let Ok(wrapped) = Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(&format!("max({text})"))
+        .try_with_sql(&format!("{function}({text})"))
         .and_then(|mut parser| parser.parse_expr())
     else {
         return;
@@ -99,5 +131,19 @@ mod tests {
         let text = statement.to_string();
         assert!(text.contains("(SELECT max(d.y) FROM d"), "{text}");
         assert!(text.contains("(SELECT count(*) FROM d"), "{text}");
+    }
+
+    #[test]
+    fn array_subqueries_become_array_agg() {
+        let sql = "SELECT array_to_string(c.reloptions || array(select 'toast.' || x from unnest(t.reloptions) x), ', ') FROM c";
+        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        array_subqueries(&mut statement);
+        let text = statement.to_string();
+        assert!(
+            text.contains("(SELECT array_agg('toast.' || x) FROM"),
+            "{text}"
+        );
     }
 }

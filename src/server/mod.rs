@@ -15,7 +15,8 @@
 //! - [`tls`]: certificate loading.
 //! - [`current_setting`], [`is_visible`], [`to_regtype`], [`version`]: PostgreSQL functions that
 //!   drivers and BI tools call on connect; [`pg_proc`]: kpidb's functions in pg_catalog
-//!   (psql's `\df`); [`compat`]: rewrites for their catalog SQL.
+//!   (psql's `\df`); [`descriptions`]: tables' and columns' descriptions (`\d+`);
+//!   [`compat`]: rewrites for their catalog SQL.
 
 pub mod auth;
 pub mod bound;
@@ -23,6 +24,7 @@ pub mod budget;
 pub mod compat;
 pub mod config;
 pub mod current_setting;
+pub mod descriptions;
 pub mod errors;
 pub mod http;
 pub mod is_visible;
@@ -128,6 +130,7 @@ pub async fn start(
     let base = engine.context().clone();
     setup_pg_catalog(&base, "datafusion", EmptyContextProvider).map_err(|e| Error::from(*e))?;
     pg_proc::install(&base, "datafusion").await?;
+    descriptions::install(&base).await?;
     {
         let state = base.state_ref();
         let mut state = state.write();

@@ -87,6 +87,37 @@ fn psql_lists_and_describes_tables_and_queries() {
         !functions.contains("pg_catalog"),
         "PostgreSQL's own stay out of \\df: {functions}"
     );
+    // \dt+ shows each table's description; \dn, \dv, \l and \conninfo answer.
+    let described = run_checked(psql(&served, "disable", "\\dt+"), "psql \\dt+");
+    assert!(
+        described.lines().any(|l| l.contains("dept_scores")
+            && l.contains("one score per department, indicator and year")),
+        "{described}"
+    );
+    let schemas = run_checked(psql(&served, "disable", "\\dn"), "psql \\dn");
+    assert!(schemas.contains("public"), "{schemas}");
+    let views = run_checked(psql(&served, "disable", "\\dv"), "psql \\dv");
+    assert!(views.contains("Did not find any relations"), "{views}");
+    let databases = run_checked(psql(&served, "disable", "\\l"), "psql \\l");
+    assert!(databases.contains("List of databases"), "{databases}");
+    let info = run_checked(psql(&served, "disable", "\\conninfo"), "psql \\conninfo");
+    assert!(info.contains(&format!("as user \"{USER}\"")), "{info}");
+    // Columns carry their Chinese headers as descriptions, for BI tools.
+    let headers = run_checked(
+        psql(
+            &served,
+            "disable",
+            "SELECT a.attname, col_description(a.attrelid, a.attnum) FROM pg_catalog.pg_attribute a \
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid WHERE c.relname = 'dept_scores' ORDER BY a.attnum",
+        ),
+        "col_description",
+    );
+    assert!(
+        headers
+            .lines()
+            .any(|l| l.contains("dept_code") && l.contains("部门编码")),
+        "{headers}"
+    );
     let count = run_checked(
         psql(
             &served,
