@@ -16,6 +16,7 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, Expr, FunctionArguments, GroupByExpr, SelectItem, SetExpr, Statement,
+    Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -52,6 +53,40 @@ pub fn aggregate_scalar_subqueries(statement: &mut Statement) {
                     && !select.from.is_empty()
                 {
                     wrap_in_max(&mut select.projection[0]);
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `x LIKE p ESCAPE 'c'` with another escape than the backslash (SQLAlchemy writes
+/// `ESCAPE '/'`): DataFusion takes only the backslash, so the pattern is rewritten
+/// for it ([`super::like_escape`]).
+pub fn like_escapes(statement: &mut Statement) {
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Like {
+            pattern,
+            escape_char,
+            ..
+        }
+        | Expr::ILike {
+            pattern,
+            escape_char,
+            ..
+        } = expr
+        {
+            let escape = escape_char.as_ref().map(|e| e.value.clone());
+            if let Some(escape @ Value::SingleQuotedString(text)) = &escape {
+                if text != "\\" {
+                    let call = format!("{}({pattern}, {escape})", super::like_escape::NAME);
+                    if let Ok(rewritten) = Parser::new(&PostgreSqlDialect {})
+                        .try_with_sql(&call)
+                        .and_then(|mut parser| parser.parse_expr())
+                    {
+                        **pattern = rewritten;
+                        *escape_char = None;
+                    }
                 }
             }
         }
@@ -131,6 +166,21 @@ mod tests {
         let text = statement.to_string();
         assert!(text.contains("(SELECT max(d.y) FROM d"), "{text}");
         assert!(text.contains("(SELECT count(*) FROM d"), "{text}");
+    }
+
+    #[test]
+    fn like_escapes_other_than_the_backslash_are_rewritten() {
+        let sql = "SELECT nspname FROM n WHERE nspname NOT LIKE 'pg/_' || '%' ESCAPE '/'";
+        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        like_escapes(&mut statement);
+        let text = statement.to_string();
+        assert!(
+            text.contains("NOT LIKE kpidb_like_pattern('pg/_' || '%', '/')")
+                && !text.contains("ESCAPE"),
+            "{text}"
+        );
     }
 
     #[test]

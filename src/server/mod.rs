@@ -16,7 +16,8 @@
 //! - [`current_setting`], [`is_visible`], [`to_regtype`], [`version`]: PostgreSQL functions that
 //!   drivers and BI tools call on connect; [`pg_proc`]: kpidb's functions in pg_catalog
 //!   (psql's `\df`); [`descriptions`]: tables' and columns' descriptions (`\d+`);
-//!   [`compat`]: rewrites for their catalog SQL.
+//!   [`like_escape`]: LIKE patterns with other escapes; [`compat`]: rewrites for
+//!   their catalog SQL.
 
 pub mod auth;
 pub mod bound;
@@ -28,6 +29,7 @@ pub mod descriptions;
 pub mod errors;
 pub mod http;
 pub mod is_visible;
+pub mod like_escape;
 pub mod limits;
 pub mod metrics;
 pub mod pg;
@@ -139,6 +141,7 @@ pub async fn start(
     base.register_udf(current_setting::udf());
     base.register_udf(version::udf());
     base.register_udf(to_regtype::udf());
+    base.register_udf(like_escape::udf());
     for udf in is_visible::udfs() {
         base.register_udf(udf);
     }

@@ -630,6 +630,7 @@ impl Guard {
     ) -> PgWireResult<LogicalPlan> {
         let mut statement = statement.clone();
         super::compat::array_subqueries(&mut statement);
+        super::compat::like_escapes(&mut statement);
         super::compat::aggregate_scalar_subqueries(&mut statement);
         let statement = DFStatement::Statement(Box::new(statement));
         plan_query(session, statement, self.limits.timeout)

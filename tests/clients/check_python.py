@@ -92,6 +92,8 @@ engine = sqlalchemy.create_engine(url)
 inspector = sqlalchemy.inspect(engine)
 names = set(inspector.get_table_names())
 check("SQLAlchemy inspector tables", tables <= names, sorted(names))
+schemas = inspector.get_schema_names()
+check("SQLAlchemy inspector schemas (LIKE … ESCAPE '/')", "public" in schemas and "pg_catalog" not in schemas, schemas)
 columns = {c["name"] for c in inspector.get_columns("dept_scores")}
 check("SQLAlchemy inspector columns", {"year", "dept_code", "indicator_code", "score"} <= columns, columns)
 frame = pandas.read_sql("SELECT * FROM dept_ranking(2023) ORDER BY rank", engine)
