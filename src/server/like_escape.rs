@@ -1,6 +1,6 @@
 //! `kpidb_like_pattern(pattern, escape)`: a LIKE pattern written with another escape
 //! character (`'pg/_%' ESCAPE '/'`, as SQLAlchemy writes it) rewritten with the
-//! backslash, the only escape DataFusion's LIKE takes. [`super::compat`] puts it in
+//! backslash, the only escape DataFusion's LIKE takes. The compat rewrite puts it in
 //! place of `ESCAPE 'c'`; an escaped escape character (`//`) stands for itself.
 
 use std::sync::Arc;
