@@ -211,11 +211,11 @@ impl Engine {
     /// rule is checked, so SQL that would modify data (INSERT, COPY …) is refused.
     pub async fn run(&self, statement: Statement) -> Result<DataFrame> {
         let state = self.ctx.state();
-        let written = statement.clone();
+        let relations = relations_written(&statement);
         let plan = state
             .statement_to_plan(statement)
             .await
-            .map_err(|e| name_missing_table(e, &written))?;
+            .map_err(|e| name_missing_table(e, &relations))?;
         SQLOptions::new()
             .with_allow_dml(false)
             .verify_plan(&plan)
@@ -246,11 +246,43 @@ impl Engine {
     }
 }
 
-/// DataFusion's `table 'datafusion.public.dept_score' not found`, told as the user
-/// wrote the name, with the closest table of the warehouse:
-/// `table 'dept_score' not found; did you mean dept_scores?`. Other errors pass.
-pub fn name_missing_table(error: DataFusionError, statement: &Statement) -> DataFusionError {
+/// The relations a statement names, as written, each with the name DataFusion
+/// resolves it by (its last part, folded to lower case unless quoted): what
+/// [`name_missing_table`] needs, gathered before planning consumes the statement.
+pub fn relations_written(statement: &Statement) -> Vec<(String, String)> {
     use datafusion::sql::sqlparser::ast::visit_relations;
+    let inner = match statement {
+        Statement::Statement(s) => Some(s.as_ref()),
+        Statement::Explain(explain) => match explain.statement.as_ref() {
+            Statement::Statement(s) => Some(s.as_ref()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let mut names = Vec::new();
+    if let Some(inner) = inner {
+        let _ = visit_relations(inner, |name| {
+            if let Some(ident) = name.0.last().and_then(|part| part.as_ident()) {
+                let folded = match ident.quote_style {
+                    Some(_) => ident.value.clone(),
+                    None => ident.value.to_lowercase(),
+                };
+                names.push((folded, name.to_string()));
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    }
+    names
+}
+
+/// DataFusion's `table 'datafusion.public.dept_score' not found`, told as the user
+/// wrote the name (`relations` from [`relations_written`]), with the closest table of
+/// the warehouse: `table 'dept_score' not found; did you mean dept_scores?`. Other
+/// errors pass.
+pub fn name_missing_table(
+    error: DataFusionError,
+    relations: &[(String, String)],
+) -> DataFusionError {
     let DataFusionError::Plan(message) = error.find_root() else {
         return error;
     };
@@ -261,30 +293,10 @@ pub fn name_missing_table(error: DataFusionError, statement: &Statement) -> Data
         return error;
     };
     let bare = missing.rsplit('.').next().unwrap_or(missing);
-    // The name as written: the relation of the statement that resolves to it.
-    let mut written = None;
-    let mut find = |statement: &datafusion::sql::sqlparser::ast::Statement| {
-        let _ = visit_relations(statement, |name| {
-            let last = name.0.last().and_then(|part| part.as_ident());
-            let folded = last.map(|ident| match ident.quote_style {
-                Some(_) => ident.value.clone(),
-                None => ident.value.to_lowercase(),
-            });
-            if written.is_none() && folded.as_deref() == Some(bare) {
-                written = Some(name.to_string());
-            }
-            std::ops::ControlFlow::<()>::Continue(())
-        });
-    };
-    match statement {
-        Statement::Statement(s) => find(s),
-        Statement::Explain(explain) => {
-            if let Statement::Statement(s) = explain.statement.as_ref() {
-                find(s)
-            }
-        }
-        _ => {}
-    }
+    let written = relations
+        .iter()
+        .find(|(folded, _)| folded == bare)
+        .map(|(_, written)| written.clone());
     let written = written.unwrap_or_else(|| bare.to_string());
     let closest = TABLES
         .iter()

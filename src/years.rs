@@ -230,11 +230,12 @@ fn asked_in(statement: &Statement) -> Vec<Asked> {
     calls.0
 }
 
-/// For a statement that returned no rows: a note for each year-taking table function
-/// it called about years its table holds no rows for, naming the years there are.
-pub async fn empty_result_notes(engine: &Engine, statement: &DFStatement) -> Result<Vec<String>> {
+/// For a statement that returned no rows, given its calls ([`asked`]): a note for each
+/// year-taking table function asked about years its table holds no rows for, naming
+/// the years there are.
+pub async fn empty_result_notes(engine: &Engine, calls: &[Asked]) -> Result<Vec<String>> {
     let mut notes = Vec::new();
-    for call in asked(statement) {
+    for call in calls {
         let present = of_table(engine, call.table).await?;
         let (from, to) = match call.years.as_slice() {
             [year] => (*year, *year),

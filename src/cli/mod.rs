@@ -697,7 +697,7 @@ async fn query(
     let mut out = print::Output::open(args.output.as_deref(), args.format)?;
     let last = statements.len() - 1;
     for (i, statement) in statements.into_iter().enumerate() {
-        let asked = statement.clone();
+        let asked = crate::years::asked(&statement);
         let frame = engine.run(statement).await?;
         let schema = frame.schema().inner().clone();
         let batches = frame.collect().await?;
@@ -714,8 +714,11 @@ async fn query(
 
 /// On standard error: why an empty answer is empty, when it asked a table function
 /// about a year with no data.
-pub(crate) async fn notice_empty(engine: &Engine, statement: &datafusion::sql::parser::Statement) {
-    if let Ok(notes) = crate::years::empty_result_notes(engine, statement).await {
+pub(crate) async fn notice_empty(engine: &Engine, calls: &[crate::years::Asked]) {
+    if calls.is_empty() {
+        return;
+    }
+    if let Ok(notes) = crate::years::empty_result_notes(engine, calls).await {
         for note in notes {
             eprintln!("notice: {note}");
         }

@@ -180,17 +180,9 @@ pub fn table(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<comfy_table:
             .iter()
             .map(|f| Cell::new(f.name()).set_alignment(CellAlignment::Left)),
     );
-    let options = FormatOptions::new().with_null(NULL);
-    for batch in batches {
-        let formatters = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        for row in 0..batch.num_rows() {
-            table.add_row(formatters.iter().map(|f| Cell::new(f.value(row))));
-        }
-    }
+    for_each_row(batches, |cells| {
+        table.add_row(cells.into_iter().map(Cell::new));
+    })?;
     for (i, field) in schema.fields().iter().enumerate() {
         if field.data_type().is_numeric() {
             if let Some(column) = table.column_mut(i) {
@@ -205,7 +197,6 @@ pub fn table(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<comfy_table:
 /// per column.
 pub fn expanded(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<String> {
     use std::fmt::Write as _;
-    let options = FormatOptions::new().with_null(NULL);
     let width = schema
         .fields()
         .iter()
@@ -214,23 +205,32 @@ pub fn expanded(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<String> {
         .unwrap_or(0);
     let mut text = String::new();
     let mut n = 0;
+    for_each_row(batches, |cells| {
+        n += 1;
+        let _ = writeln!(
+            text,
+            "-[ RECORD {n} ]{}",
+            "-".repeat(width.saturating_sub(8))
+        );
+        for (field, cell) in schema.fields().iter().zip(cells) {
+            let _ = writeln!(text, "{:<width$} | {cell}", field.name());
+        }
+    })?;
+    Ok(text)
+}
+
+/// Calls `row` with each row's cells as the table prints them (NULL as [`NULL`]).
+fn for_each_row(batches: &[RecordBatch], mut row: impl FnMut(Vec<String>)) -> Result<()> {
+    let options = FormatOptions::new().with_null(NULL);
     for batch in batches {
         let formatters = batch
             .columns()
             .iter()
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        for row in 0..batch.num_rows() {
-            n += 1;
-            let _ = writeln!(
-                text,
-                "-[ RECORD {n} ]{}",
-                "-".repeat(width.saturating_sub(8))
-            );
-            for (field, formatter) in schema.fields().iter().zip(&formatters) {
-                let _ = writeln!(text, "{:<width$} | {}", field.name(), formatter.value(row));
-            }
+        for i in 0..batch.num_rows() {
+            row(formatters.iter().map(|f| f.value(i).to_string()).collect());
         }
     }
-    Ok(text)
+    Ok(())
 }

@@ -118,7 +118,7 @@ pub async fn run(engine: Engine) -> Result<()> {
 
 async fn execute(engine: &Engine, sql: &str, settings: &Settings) -> Result<()> {
     for statement in engine.parse(sql)? {
-        let asked = statement.clone();
+        let asked = crate::years::asked(&statement);
         let frame = engine.run(statement).await?;
         let schema = frame.schema().inner().clone();
         let batches = frame.collect().await?;

@@ -258,9 +258,9 @@ pub async fn plan_query(
     timeout: Duration,
 ) -> Result<LogicalPlan> {
     let state = session.state();
-    let written = statement.clone();
+    let relations = crate::engine::relations_written(&statement);
     let plan = match tokio::time::timeout(timeout, state.statement_to_plan(statement)).await {
-        Ok(plan) => plan.map_err(|e| crate::engine::name_missing_table(e, &written))?,
+        Ok(plan) => plan.map_err(|e| crate::engine::name_missing_table(e, &relations))?,
         Err(_) => {
             return Err(DataFusionError::External(Box::new(Stopped::Timeout(
                 timeout,
