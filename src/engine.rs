@@ -286,6 +286,19 @@ pub fn name_missing_table(
     let DataFusionError::Plan(message) = error.find_root() else {
         return error;
     };
+    if let Some(function) = message
+        .strip_prefix("table function '")
+        .and_then(|m| m.strip_suffix("' not found"))
+    {
+        let names = crate::functions::YEAR_ARGUMENTS
+            .iter()
+            .map(|(name, _, _)| *name);
+        let hint = match closest(function, names.clone()) {
+            Some(name) => format!("did you mean {name}?"),
+            None => format!("kpidb's are {}", names.collect::<Vec<_>>().join(", ")),
+        };
+        return DataFusionError::Plan(format!("table function '{function}' not found; {hint}"));
+    }
     let Some(missing) = message
         .strip_prefix("table '")
         .and_then(|m| m.strip_suffix("' not found"))
@@ -298,19 +311,23 @@ pub fn name_missing_table(
         .find(|(folded, _)| folded == bare)
         .map(|(_, written)| written.clone());
     let written = written.unwrap_or_else(|| bare.to_string());
-    let closest = TABLES
-        .iter()
-        .map(|t| (strsim::levenshtein(&bare.to_lowercase(), t.name), t.name))
-        .filter(|(distance, name)| *distance <= 3.max(name.len() / 3))
-        .min();
-    let hint = match closest {
-        Some((_, name)) => format!("; did you mean {name}?"),
+    let hint = match closest(bare, TABLES.iter().map(|t| t.name)) {
+        Some(name) => format!("; did you mean {name}?"),
         None => format!(
             "; the tables are {}",
             TABLES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
         ),
     };
     DataFusionError::Plan(format!("table '{written}' not found{hint}"))
+}
+
+/// The name of `names` nearest to `written` (a few letters off at most).
+fn closest<'a>(written: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .map(|name| (strsim::levenshtein(&written.to_lowercase(), name), name))
+        .filter(|(distance, name)| *distance <= 3.max(name.len() / 3))
+        .min()
+        .map(|(_, name)| name)
 }
 
 pub(crate) fn num_cpus() -> usize {

@@ -575,6 +575,12 @@ fn messages_name_what_the_user_wrote() {
         "{}",
         stderr(&out)
     );
+    let out = run(&data, &["query", "SELECT * FROM dept_rankng(2023)"]);
+    assert!(
+        stderr(&out).contains("table function 'dept_rankng' not found; did you mean dept_ranking?"),
+        "{}",
+        stderr(&out)
+    );
     // Ingest quotes the file's own text, not the value as stored.
     let (_tmp, copy) = sample_copy();
     let code = scalar(
