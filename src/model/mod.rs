@@ -125,7 +125,28 @@ pub enum StoredRule {
     KeepsReferencedCodes(&'static [&'static str]),
 }
 
+/// Columns of one table that name a row of another by its key: a foreign key, as a
+/// stored rule checks it.
+#[derive(Debug, Clone, Copy)]
+pub struct Reference {
+    pub columns: &'static [&'static str],
+    /// The table referred to; `columns` match its `key`, in order.
+    pub table: &'static TableDef,
+}
+
 impl StoredRule {
+    /// The reference this rule checks, when it is one.
+    pub fn reference(&self) -> Option<Reference> {
+        let (columns, table): (&'static [&'static str], _) = match self {
+            StoredRule::DepartmentExists => (&["dept_code"], &DEPARTMENTS),
+            StoredRule::ParentExists => (&["parent_code"], &DEPARTMENTS),
+            StoredRule::IndicatorExists(_) => (&["indicator_code"], &INDICATORS),
+            StoredRule::ProjectExists => (&["year", "project_code"], &PROJECTS),
+            _ => return None,
+        };
+        Some(Reference { columns, table })
+    }
+
     /// The stored tables the rule reads, besides the table being written.
     pub fn reads(&self) -> Vec<&'static str> {
         match self {
@@ -158,6 +179,14 @@ impl TableDef {
     /// Tables with a `year` column are partitioned by it.
     pub fn partitioned(&self) -> bool {
         self.column_index("year").is_some()
+    }
+
+    /// The table's references to others, in the order of its stored rules.
+    pub fn references(&self) -> Vec<Reference> {
+        self.stored_rules
+            .iter()
+            .filter_map(StoredRule::reference)
+            .collect()
     }
 
     pub fn column_index(&self, name: &str) -> Option<usize> {
@@ -369,4 +398,35 @@ pub fn table_or_err(name: &str) -> crate::Result<&'static TableDef> {
             TABLES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reference_names_the_key_of_the_table_it_refers_to() {
+        let mut seen = 0;
+        for table in TABLES {
+            for reference in table.references() {
+                assert_eq!(
+                    reference.columns.len(),
+                    reference.table.key.len(),
+                    "{}",
+                    table.name
+                );
+                for (column, key) in reference.columns.iter().zip(reference.table.key) {
+                    assert_eq!(
+                        table.column(column).kind,
+                        reference.table.column(key).kind,
+                        "{}.{column} → {}.{key}",
+                        table.name,
+                        reference.table.name
+                    );
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen >= 8, "{seen} references");
+    }
 }

@@ -15,8 +15,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, Expr, FunctionArguments, GroupByExpr, SelectItem, SetExpr, Statement,
-    Value,
+    visit_expressions_mut, BinaryOperator, Expr, FunctionArguments, GroupByExpr, SelectItem,
+    SetExpr, Statement, Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -112,6 +112,169 @@ pub fn array_subqueries(statement: &mut Statement) {
     });
 }
 
+/// `generate_subscripts(a, dim)` (SQLAlchemy numbers index and key columns with it
+/// beside `unnest(a)`): DataFusion has no such function, so it becomes
+/// `unnest(range(1, cardinality(a) + 1))` for the first dimension, and no rows for any
+/// other, as PostgreSQL gives for a one-dimensional array.
+pub fn subscripts(statement: &mut Statement) {
+    let _ = visit_expressions_mut(statement, |expr| {
+        let Expr::Function(function) = expr else {
+            return ControlFlow::<()>::Continue(());
+        };
+        let named = function
+            .name
+            .0
+            .last()
+            .is_some_and(|p| p.to_string().eq_ignore_ascii_case("generate_subscripts"));
+        let FunctionArguments::List(list) = &function.args else {
+            return ControlFlow::Continue(());
+        };
+        if let (true, [array, dimension]) = (named, list.args.as_slice()) {
+            let text = format!(
+                "unnest(CASE WHEN {dimension} = 1 THEN range(1, CAST(cardinality({array}) AS BIGINT) + 1) END)"
+            );
+            if let Ok(rewritten) = Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(&text)
+                .and_then(|mut parser| parser.parse_expr())
+            {
+                *expr = rewritten;
+            }
+        }
+        ControlFlow::Continue(())
+    });
+}
+
+/// pg_catalog's boolean columns that clients compare with PostgreSQL's boolean
+/// literals written as text (SQLAlchemy 1.4: `ix.indisprimary = 'f'`).
+const BOOLEAN_COLUMNS: &[&str] = &[
+    "indisprimary",
+    "indisunique",
+    "indisvalid",
+    "indisclustered",
+    "indimmediate",
+    "indisready",
+    "indislive",
+    "attisdropped",
+    "atthasdef",
+    "attnotnull",
+    "attislocal",
+    "relhasindex",
+    "relisshared",
+    "relhasrules",
+    "relhastriggers",
+    "relhassubclass",
+    "relrowsecurity",
+    "relispartition",
+    "condeferrable",
+    "condeferred",
+    "convalidated",
+    "conislocal",
+    "typisdefined",
+    "typnotnull",
+    "proretset",
+    "proisstrict",
+];
+
+/// `indisprimary = 'f'`: DataFusion does not read text as a boolean in a comparison,
+/// PostgreSQL does; for pg_catalog's boolean columns `'t'`/`'f'` (and `'true'`,
+/// `'false'`, …) are written as the booleans they stand for.
+pub fn boolean_literals(statement: &mut Statement) {
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::BinaryOp { left, op, right } = expr {
+            if matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq) {
+                if is_boolean_column(left) {
+                    as_boolean(right);
+                } else if is_boolean_column(right) {
+                    as_boolean(left);
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `CASE WHEN c THEN (SELECT x FROM t WHERE w) END` (SQLAlchemy 2.1's column
+/// reflection): DataFusion cannot run a correlated subquery under CASE, so the
+/// condition moves into the subquery, `(SELECT x FROM t WHERE (w) AND (c))`: NULL
+/// when `c` does not hold, as the CASE gives. A condition holding a subquery of its
+/// own stays as it is (DataFusion plans that CASE).
+pub fn case_subqueries(statement: &mut Statement) {
+    let _ = visit_expressions_mut(statement, |expr| {
+        let Expr::Case {
+            operand: None,
+            conditions,
+            else_result,
+            ..
+        } = expr
+        else {
+            return ControlFlow::<()>::Continue(());
+        };
+        let no_else = match else_result.as_deref() {
+            None => true,
+            Some(Expr::Value(v)) => matches!(v.value, Value::Null),
+            Some(_) => false,
+        };
+        let [when] = conditions.as_slice() else {
+            return ControlFlow::Continue(());
+        };
+        let Expr::Subquery(query) = &when.result else {
+            return ControlFlow::Continue(());
+        };
+        let mut query = query.clone();
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        if !no_else || select.from.is_empty() || has_subquery(&when.condition) {
+            return ControlFlow::Continue(());
+        }
+        let condition = Expr::Nested(Box::new(when.condition.clone()));
+        select.selection = Some(match select.selection.take() {
+            Some(filter) => Expr::BinaryOp {
+                left: Box::new(Expr::Nested(Box::new(filter))),
+                op: BinaryOperator::And,
+                right: Box::new(condition),
+            },
+            None => condition,
+        });
+        *expr = Expr::Subquery(query);
+        ControlFlow::Continue(())
+    });
+}
+
+fn has_subquery(expr: &Expr) -> bool {
+    let mut expr = expr.clone();
+    visit_expressions_mut(&mut expr, |e| match e {
+        Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
+}
+
+fn is_boolean_column(expr: &Expr) -> bool {
+    let name = match expr {
+        Expr::Identifier(ident) => Some(&ident.value),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|p| &p.value),
+        _ => None,
+    };
+    name.is_some_and(|n| BOOLEAN_COLUMNS.contains(&n.to_ascii_lowercase().as_str()))
+}
+
+/// A text literal that PostgreSQL reads as a boolean, made that boolean.
+fn as_boolean(expr: &mut Expr) {
+    if let Expr::Value(value) = expr {
+        if let Value::SingleQuotedString(text) = &value.value {
+            let truth = match text.to_ascii_lowercase().as_str() {
+                "t" | "true" | "y" | "yes" | "on" | "1" => Some(true),
+                "f" | "false" | "n" | "no" | "off" | "0" => Some(false),
+                _ => None,
+            };
+            if let Some(truth) = truth {
+                value.value = Value::Boolean(truth);
+            }
+        }
+    }
+}
+
 fn wrap_in_max(item: &mut SelectItem) {
     let text = match item {
         SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
@@ -154,6 +317,53 @@ fn wrap_in(item: &mut SelectItem, function: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_booleans_compared_with_catalog_flags_become_booleans() {
+        let sql = "SELECT 1 FROM pg_index ix JOIN pg_class c ON c.oid = ix.indrelid \
+                   WHERE ix.indisprimary = 'f' AND 't' = indisunique AND c.relkind = 'f'";
+        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        boolean_literals(&mut statement);
+        assert_eq!(
+            statement.to_string(),
+            "SELECT 1 FROM pg_index ix JOIN pg_class c ON c.oid = ix.indrelid \
+             WHERE ix.indisprimary = false AND true = indisunique AND c.relkind = 'f'"
+        );
+    }
+
+    #[test]
+    fn a_subquery_under_case_takes_the_condition_into_its_filter() {
+        let sql = "SELECT CASE WHEN a.atthasdef THEN (SELECT d.x FROM d WHERE d.k = a.k) ELSE NULL END AS x, \
+                   CASE WHEN a.y THEN (SELECT 1 FROM d) ELSE 2 END AS kept FROM a";
+        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        case_subqueries(&mut statement);
+        assert_eq!(
+            statement.to_string(),
+            "SELECT (SELECT d.x FROM d WHERE (d.k = a.k) AND (a.atthasdef)) AS x, \
+             CASE WHEN a.y THEN (SELECT 1 FROM d) ELSE 2 END AS kept FROM a"
+        );
+    }
+
+    #[test]
+    fn subscripts_become_a_range_beside_the_unnest() {
+        let sql = "SELECT unnest(i.indkey) AS attnum, generate_subscripts(i.indkey, 1) AS ord, \
+                   pg_catalog.generate_subscripts(i.indkey, $5::INTEGER) AS o FROM pg_index i";
+        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        subscripts(&mut statement);
+        assert_eq!(
+            statement.to_string(),
+            "SELECT unnest(i.indkey) AS attnum, \
+             unnest(CASE WHEN 1 = 1 THEN range(1, CAST(cardinality(i.indkey) AS BIGINT) + 1) END) AS ord, \
+             unnest(CASE WHEN $5::INTEGER = 1 THEN range(1, CAST(cardinality(i.indkey) AS BIGINT) + 1) END) AS o \
+             FROM pg_index i"
+        );
+    }
 
     #[test]
     fn wraps_only_unaggregated_scalar_subqueries() {

@@ -16,61 +16,17 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
-use crate::model::{aliases::HEADER_ALIASES, TableDef, TABLES};
+use super::oids::Oids;
+use crate::model::{aliases::HEADER_ALIASES, TableDef};
 
-/// Registers the four functions on `ctx`, whose pg_catalog is set up: the tables'
-/// oids are read once now (pg_catalog keeps an oid once it has given one).
-pub async fn install(ctx: &SessionContext) -> Result<()> {
-    let batches = ctx
-        .sql(
-            "SELECT CAST(c.oid AS BIGINT), c.relname FROM pg_catalog.pg_class c
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = 'public'",
-        )
-        .await?
-        .collect()
-        .await?;
-    let mut tables = HashMap::new();
-    for batch in &batches {
-        let oids = cast(batch.column(0), &DataType::Int64)?;
-        let oids = oids.as_any().downcast_ref::<Int64Array>();
-        let names = cast(batch.column(1), &DataType::Utf8)?;
-        let names = names.as_any().downcast_ref::<StringArray>();
-        if let (Some(oids), Some(names)) = (oids, names) {
-            for row in 0..batch.num_rows() {
-                if let Some(def) = TABLES.iter().find(|t| t.name == names.value(row)) {
-                    let def: &'static TableDef = def;
-                    tables.insert(oids.value(row), def);
-                }
-            }
-        }
-    }
-    // Each column's description by (table oid, attnum), as pg_attribute numbers them.
-    let batches = ctx
-        .sql("SELECT CAST(attrelid AS BIGINT), CAST(attnum AS BIGINT), attname FROM pg_catalog.pg_attribute")
-        .await?
-        .collect()
-        .await?;
-    let mut columns = HashMap::new();
-    for batch in &batches {
-        let oids = cast(batch.column(0), &DataType::Int64)?;
-        let attnums = cast(batch.column(1), &DataType::Int64)?;
-        let names = cast(batch.column(2), &DataType::Utf8)?;
-        let (Some(oids), Some(attnums), Some(names)) = (
-            oids.as_any().downcast_ref::<Int64Array>(),
-            attnums.as_any().downcast_ref::<Int64Array>(),
-            names.as_any().downcast_ref::<StringArray>(),
-        ) else {
-            continue;
-        };
-        for row in 0..batch.num_rows() {
-            if tables.contains_key(&oids.value(row)) {
-                if let Some(description) = column_description(names.value(row)) {
-                    columns.insert((oids.value(row), attnums.value(row)), description);
-                }
-            }
-        }
-    }
+/// Registers the four functions on `ctx`, whose warehouse tables have `oids`.
+pub fn install(ctx: &SessionContext, oids: &Oids) {
+    let tables: HashMap<i64, &'static TableDef> = oids.tables.clone();
+    let columns: HashMap<(i64, i64), &'static str> = oids
+        .columns
+        .iter()
+        .filter_map(|(at, name)| Some((*at, column_description(name)?)))
+        .collect();
     let tables = Arc::new(tables);
     let columns = Arc::new(columns);
     for what in [What::Table, What::Column, What::Size, What::Pretty] {
@@ -85,7 +41,6 @@ pub async fn install(ctx: &SessionContext) -> Result<()> {
             },
         }));
     }
-    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -119,7 +74,7 @@ impl std::hash::Hash for Described {
 }
 
 /// A column's description: its Chinese header, as finance bureaus write it.
-fn column_description(column: &str) -> Option<&'static str> {
+pub fn column_description(column: &str) -> Option<&'static str> {
     HEADER_ALIASES
         .iter()
         .find(|(_, c)| *c == column)

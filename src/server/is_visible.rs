@@ -15,8 +15,13 @@ struct IsVisible {
 }
 
 /// `pg_type_is_visible` and `pg_function_is_visible`.
-pub fn udfs() -> [ScalarUDF; 2] {
-    ["pg_type_is_visible", "pg_function_is_visible"].map(|name| {
+pub fn udfs() -> [ScalarUDF; 3] {
+    [
+        "pg_type_is_visible",
+        "pg_function_is_visible",
+        "pg_collation_is_visible",
+    ]
+    .map(|name| {
         ScalarUDF::from(IsVisible {
             name,
             signature: Signature::any(1, Volatility::Stable),

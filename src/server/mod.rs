@@ -16,7 +16,10 @@
 //! - [`current_setting`], [`is_visible`], [`to_regtype`], [`version`]: PostgreSQL functions that
 //!   drivers and BI tools call on connect; [`pg_proc`]: kpidb's functions in pg_catalog
 //!   (psql's `\df`); [`descriptions`]: tables' and columns' descriptions (`\d+`);
-//!   [`like_escape`]: LIKE patterns with other escapes; [`compat`]: rewrites for
+//!   [`pg_keys`]: the data model's primary and foreign keys (pg_constraint, pg_index)
+//!   and descriptions (pg_description); [`overlay`]: pg_catalog with those tables
+//!   replaced; [`oids`]: the oids pg_catalog gives the warehouse's tables;
+//!   [`json_build_object`]; [`like_escape`]: LIKE patterns with other escapes; [`compat`]: rewrites for
 //!   their catalog SQL.
 
 pub mod auth;
@@ -29,10 +32,14 @@ pub mod descriptions;
 pub mod errors;
 pub mod http;
 pub mod is_visible;
+pub mod json_build_object;
 pub mod like_escape;
 pub mod limits;
 pub mod metrics;
+pub mod oids;
+pub mod overlay;
 pub mod pg;
+pub mod pg_keys;
 pub mod pg_proc;
 pub mod policy;
 pub mod reports;
@@ -132,16 +139,19 @@ pub async fn start(
     let base = engine.context().clone();
     setup_pg_catalog(&base, "datafusion", EmptyContextProvider).map_err(|e| Error::from(*e))?;
     pg_proc::install(&base, "datafusion").await?;
-    descriptions::install(&base).await?;
     {
         let state = base.state_ref();
         let mut state = state.write();
         datafusion_postgres::datafusion_pg_functions::register_all(&mut *state);
     }
+    let oids = oids::Oids::read(&base).await?;
+    descriptions::install(&base, &oids);
+    pg_keys::install(&base, "datafusion", &oids).await?;
     base.register_udf(current_setting::udf());
     base.register_udf(version::udf());
     base.register_udf(to_regtype::udf());
     base.register_udf(like_escape::udf());
+    base.register_udf(json_build_object::udf());
     for udf in is_visible::udfs() {
         base.register_udf(udf);
     }

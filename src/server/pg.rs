@@ -363,6 +363,15 @@ impl ExtendedQueryHandler for Service {
                     Err(panic) => Err(panicked(sql, panic)),
                 };
             }
+            let sent = portal.parameter_len();
+            let shown = numbered_types(plan).map(|t| t.len()).unwrap_or(sent);
+            if query && shown < sent {
+                let answer = self.with_parameters_by_number(client, portal, plan);
+                return match AssertUnwindSafe(answer).catch_unwind().await {
+                    Ok(response) => Ok(guard_rows(response?, sql)),
+                    Err(panic) => Err(panicked(sql, panic)),
+                };
+            }
         }
         match AssertUnwindSafe(ExtendedQueryHandler::do_query(
             &*self.inner,
@@ -394,24 +403,75 @@ impl Service {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let api = |e: DataFusionError| user_error(&ClientError::from_datafusion(&e));
-        let types = described.get_parameter_types().map_err(api)?;
-        let mut ordered: Vec<(usize, Option<datafusion::arrow::datatypes::DataType>)> = types
-            .into_iter()
-            .filter_map(|(id, t)| Some((id.strip_prefix('$')?.parse().ok()?, t)))
-            .collect();
-        ordered.sort_by_key(|(n, _)| *n);
-        let types: Vec<Option<&datafusion::arrow::datatypes::DataType>> =
-            ordered.iter().map(|(_, t)| t.as_ref()).collect();
-        let params =
-            datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters(portal, &types)?;
+        let params = parameters(portal, described)?;
         let bound = super::bound::bind(statement, &params).map_err(api)?;
         let plan = self.guard.plan(&bound, &self.session).await?;
+        self.encoded(client, portal, plan).await
+    }
+
+    /// Runs a statement whose plan does not show every parameter the client sent
+    /// (some stand only in subqueries, as in SQLAlchemy's column reflection):
+    /// datafusion-postgres would read each value as the type of the parameter at the
+    /// next position it sees, so each is read here as its own `$n`'s type instead.
+    async fn with_parameters_by_number<C>(
+        &self,
+        client: &C,
+        portal: &Portal<PgStatement>,
+        described: &LogicalPlan,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let api = |e: DataFusionError| user_error(&ClientError::from_datafusion(&e));
+        let params = parameters(portal, described)?;
+        let plan = described
+            .clone()
+            .replace_params_with_values(&params)
+            .map_err(api)?;
+        self.encoded(client, portal, plan).await
+    }
+
+    async fn encoded<C>(
+        &self,
+        client: &C,
+        portal: &Portal<PgStatement>,
+        plan: LogicalPlan,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let api = |e: DataFusionError| user_error(&ClientError::from_datafusion(&e));
         let frame = self.session.execute_logical_plan(plan).await.map_err(api)?;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         encode_dataframe(frame, &portal.result_column_format, Some(options))
             .await
             .map(Response::Query)
     }
+}
+
+/// The portal's parameter values, each `$n` read as the type the plan gives `$n`, or
+/// as the client typed it where the plan does not say.
+fn parameters(
+    portal: &Portal<PgStatement>,
+    plan: &LogicalPlan,
+) -> PgWireResult<datafusion::common::ParamValues> {
+    let api = |e: DataFusionError| user_error(&ClientError::from_datafusion(&e));
+    let numbered = numbered_types(plan).map_err(api)?;
+    let types: Vec<Option<&datafusion::arrow::datatypes::DataType>> = (1..=portal.parameter_len())
+        .map(|n| numbered.get(&n).and_then(|t| t.as_ref()))
+        .collect();
+    datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters(portal, &types)
+}
+
+/// The plan's parameter types by number (`$3` → 3).
+fn numbered_types(
+    plan: &LogicalPlan,
+) -> datafusion::common::Result<HashMap<usize, Option<datafusion::arrow::datatypes::DataType>>> {
+    Ok(plan
+        .get_parameter_types()?
+        .into_iter()
+        .filter_map(|(id, t)| Some((id.strip_prefix('$')?.parse().ok()?, t)))
+        .collect())
 }
 
 /// datafusion-postgres's parser, given shaped SQL, and guarded like [`Service`].
@@ -631,6 +691,9 @@ impl Guard {
         let mut statement = statement.clone();
         super::compat::array_subqueries(&mut statement);
         super::compat::like_escapes(&mut statement);
+        super::compat::subscripts(&mut statement);
+        super::compat::boolean_literals(&mut statement);
+        super::compat::case_subqueries(&mut statement);
         super::compat::aggregate_scalar_subqueries(&mut statement);
         let statement = DFStatement::Statement(Box::new(statement));
         plan_query(session, statement, self.limits.timeout)

@@ -6,12 +6,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, Int16Array, Int32Array, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
-use datafusion::common::{exec_err, Result, ScalarValue};
+use datafusion::catalog::{MemTable, TableProvider};
+use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -119,15 +118,7 @@ fn top_level(text: &str) -> Vec<&str> {
 /// and registers the two lookups. Call after the pg_catalog schema is set up.
 pub async fn install(ctx: &SessionContext, catalog: &str) -> Result<()> {
     let procs = procs();
-    let Some(catalog) = ctx.catalog(catalog) else {
-        return exec_err!("catalog {catalog} not found");
-    };
-    let Some(inner) = catalog.schema("pg_catalog") else {
-        return exec_err!("pg_catalog is not set up");
-    };
-    let Some(shipped) = inner.table("pg_proc").await? else {
-        return exec_err!("pg_catalog.pg_proc is missing");
-    };
+    let shipped = super::overlay::shipped(ctx, catalog, "pg_proc").await?;
     // datafusion-pg-catalog numbers namespaces as it first meets them, and keeps the
     // number: asking now fixes public's before any client asks.
     let public = ctx
@@ -178,7 +169,8 @@ pub async fn install(ctx: &SessionContext, catalog: &str) -> Result<()> {
     }
     batches.push(RecordBatch::try_new(schema.clone(), columns)?);
     let pg_proc = Arc::new(MemTable::try_new(schema, vec![batches])?);
-    catalog.register_schema("pg_catalog", Arc::new(WithPgProc { inner, pg_proc }))?;
+    let pg_proc: Arc<dyn TableProvider> = pg_proc;
+    super::overlay::replace(ctx, catalog, HashMap::from([("pg_proc", pg_proc)]))?;
     let by_oid: Arc<HashMap<i32, Proc>> = Arc::new(procs.into_iter().map(|p| (p.oid, p)).collect());
     for what in [What::Arguments, What::Result] {
         ctx.register_udf(ScalarUDF::from(Lookup {
@@ -188,31 +180,6 @@ pub async fn install(ctx: &SessionContext, catalog: &str) -> Result<()> {
         }));
     }
     Ok(())
-}
-
-/// datafusion-pg-catalog's schema with pg_proc holding kpidb's functions too.
-#[derive(Debug)]
-struct WithPgProc {
-    inner: Arc<dyn SchemaProvider>,
-    pg_proc: Arc<MemTable>,
-}
-
-#[async_trait]
-impl SchemaProvider for WithPgProc {
-    fn table_names(&self) -> Vec<String> {
-        self.inner.table_names()
-    }
-
-    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        match name {
-            "pg_proc" => Ok(Some(self.pg_proc.clone())),
-            other => self.inner.table(other).await,
-        }
-    }
-
-    fn table_exist(&self, name: &str) -> bool {
-        self.inner.table_exist(name)
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

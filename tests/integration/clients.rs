@@ -178,6 +178,51 @@ fn python_psycopg_sqlalchemy_pandas() {
     assert!(out.contains("all python checks passed"), "{out}");
 }
 
+/// SQLAlchemy's whole reflection (tests/clients/check_reflection.py) on each series
+/// installed (KPIDB_PYTHON's and KPIDB_SQLALCHEMY_PYTHONS'), over psycopg2 and, from
+/// 2.0 on, psycopg 3: keys, references and descriptions as the data model has them.
+#[test]
+fn sqlalchemy_reflection_on_every_series_and_driver() {
+    if !optional::available(Client::PythonBi) || !optional::available(Client::SqlAlchemySeries) {
+        return;
+    }
+    let (_dir, data) = sample_copy();
+    let served = Served::start(&data, SERVER_CONFIG, &[]);
+    let mut pythons = vec![optional::python()];
+    pythons.extend(optional::sqlalchemy_pythons());
+    let mut series = Vec::new();
+    for python in pythons {
+        let version = run_checked(
+            {
+                let mut cmd = Command::new(&python);
+                cmd.args(["-c", "import sqlalchemy; print(sqlalchemy.__version__)"]);
+                cmd
+            },
+            "sqlalchemy version",
+        );
+        let version = version.trim().to_string();
+        let mut drivers = vec!["psycopg2"];
+        if !version.starts_with("1.") {
+            drivers.push("psycopg");
+        }
+        for driver in drivers {
+            let mut cmd = Command::new(&python);
+            cmd.arg("tests/clients/check_reflection.py")
+                .env("KPIDB_SA_DRIVER", driver)
+                .envs(client_env(&served, &data));
+            let out = run_checked(cmd, &format!("SQLAlchemy {version} + {driver}"));
+            assert!(out.contains("all reflection checks passed"), "{out}");
+        }
+        series.push(version[..3].to_string());
+    }
+    for wanted in ["1.4", "2.0"] {
+        assert!(
+            series.iter().any(|s| s == wanted),
+            "SQLAlchemy {wanted} not among {series:?}"
+        );
+    }
+}
+
 #[test]
 fn jdbc_metadata_and_prepared_statements() {
     if !optional::available(Client::Jdbc) {

@@ -14,14 +14,18 @@ use std::process::Command;
 pub enum Client {
     Psql,
     PythonBi,
+    /// Pythons with other SQLAlchemy series than KPIDB_PYTHON's, for the reflection
+    /// matrix: `KPIDB_SQLALCHEMY_PYTHONS`, separated by spaces.
+    SqlAlchemySeries,
     PythonDuckdb,
     Jdbc,
 }
 
 impl Client {
-    pub const ALL: [Client; 4] = [
+    pub const ALL: [Client; 5] = [
         Client::Psql,
         Client::PythonBi,
+        Client::SqlAlchemySeries,
         Client::PythonDuckdb,
         Client::Jdbc,
     ];
@@ -33,7 +37,13 @@ impl Client {
                 "clients::psql_lists_and_describes_tables_and_queries",
                 "clients::psql_over_tls",
             ],
-            Client::PythonBi => &["clients::python_psycopg_sqlalchemy_pandas"],
+            Client::PythonBi => &[
+                "clients::python_psycopg_sqlalchemy_pandas",
+                "clients::sqlalchemy_reflection_on_every_series_and_driver",
+            ],
+            Client::SqlAlchemySeries => {
+                &["clients::sqlalchemy_reflection_on_every_series_and_driver"]
+            }
             Client::PythonDuckdb => {
                 &["compare::every_engine_agrees_on_every_question_at_city_size"]
             }
@@ -57,6 +67,20 @@ impl Client {
                     python()
                 )
             }),
+            Client::SqlAlchemySeries => {
+                let pythons = sqlalchemy_pythons();
+                if pythons.is_empty() {
+                    return Err("KPIDB_SQLALCHEMY_PYTHONS names no Python; make a virtualenv \
+                                from tests/clients/requirements-sqlalchemy14.txt and name its python there"
+                        .into());
+                }
+                for python in pythons {
+                    runs(&python, &["-c", "import sqlalchemy, psycopg2"]).map_err(|e| {
+                        format!("{python} cannot import sqlalchemy and psycopg2 ({e})")
+                    })?;
+                }
+                Ok(())
+            }
             Client::PythonDuckdb => runs(&python(), &["-c", "import duckdb"]).map_err(|e| {
                 format!(
                     "{} cannot import duckdb ({e}); install benches/compare/requirements.txt \
@@ -85,6 +109,15 @@ impl Client {
 /// The Python the client tests run: `KPIDB_PYTHON`, else `python3`.
 pub fn python() -> String {
     std::env::var("KPIDB_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// The Pythons of `KPIDB_SQLALCHEMY_PYTHONS`.
+pub fn sqlalchemy_pythons() -> Vec<String> {
+    std::env::var("KPIDB_SQLALCHEMY_PYTHONS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect()
 }
 
 pub fn jdbc_jar() -> String {
