@@ -356,17 +356,12 @@ impl ExtendedQueryHandler for Service {
         let sql = &portal.statement.statement.0;
         if let (_, Some((statement, plan))) = &portal.statement.statement {
             let query = matches!(policy::classify(statement), Verdict::Query);
-            if query && !super::bound::slots(statement).is_empty() {
-                let answer = self.with_bound_arguments(client, portal, statement, plan);
-                return match AssertUnwindSafe(answer).catch_unwind().await {
-                    Ok(response) => Ok(guard_rows(response?, sql)),
-                    Err(panic) => Err(panicked(sql, panic)),
-                };
-            }
             let sent = portal.parameter_len();
             let shown = numbered_types(plan).map(|t| t.len()).unwrap_or(sent);
-            if query && shown < sent {
-                let answer = self.with_parameters_by_number(client, portal, plan);
+            let bound = query && !super::bound::slots(statement).is_empty();
+            if bound || (query && shown < sent) {
+                let statement = bound.then_some(statement);
+                let answer = self.with_parameters(client, portal, plan, statement);
                 return match AssertUnwindSafe(answer).catch_unwind().await {
                     Ok(response) => Ok(guard_rows(response?, sql)),
                     Err(panic) => Err(panicked(sql, panic)),
@@ -389,45 +384,35 @@ impl ExtendedQueryHandler for Service {
 }
 
 impl Service {
-    /// Runs a statement that passes bound parameters to table functions: the
-    /// parameters, typed as the Parse-time plan describes them, are put in as
-    /// constants and the statement is planned again ([`super::bound`]).
-    async fn with_bound_arguments<C>(
+    /// Runs an extended-protocol statement with its parameters read by their own
+    /// numbers ([`parameters`]). A statement that passes them to table functions
+    /// (`statement` given) has them put in as constants and is planned again
+    /// ([`super::bound`]); otherwise the Parse-time plan takes the values. The latter
+    /// serves plans that do not show every parameter the client sent (some stand only
+    /// in subqueries, as in SQLAlchemy's column reflection), where datafusion-postgres
+    /// would read each value as the type of the parameter at the next position it sees.
+    async fn with_parameters<C>(
         &self,
         client: &C,
         portal: &Portal<PgStatement>,
-        statement: &Statement,
         described: &LogicalPlan,
+        statement: Option<&Statement>,
     ) -> PgWireResult<Response>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
         let api = |e: DataFusionError| user_error(&ClientError::from_datafusion(&e));
         let params = parameters(portal, described)?;
-        let bound = super::bound::bind(statement, &params).map_err(api)?;
-        let plan = self.guard.plan(&bound, &self.session).await?;
-        self.encoded(client, portal, plan).await
-    }
-
-    /// Runs a statement whose plan does not show every parameter the client sent
-    /// (some stand only in subqueries, as in SQLAlchemy's column reflection):
-    /// datafusion-postgres would read each value as the type of the parameter at the
-    /// next position it sees, so each is read here as its own `$n`'s type instead.
-    async fn with_parameters_by_number<C>(
-        &self,
-        client: &C,
-        portal: &Portal<PgStatement>,
-        described: &LogicalPlan,
-    ) -> PgWireResult<Response>
-    where
-        C: ClientInfo + Unpin + Send + Sync,
-    {
-        let api = |e: DataFusionError| user_error(&ClientError::from_datafusion(&e));
-        let params = parameters(portal, described)?;
-        let plan = described
-            .clone()
-            .replace_params_with_values(&params)
-            .map_err(api)?;
+        let plan = match statement {
+            Some(statement) => {
+                let bound = super::bound::bind(statement, &params).map_err(api)?;
+                self.guard.plan(&bound, &self.session).await?
+            }
+            None => described
+                .clone()
+                .replace_params_with_values(&params)
+                .map_err(api)?,
+        };
         self.encoded(client, portal, plan).await
     }
 
