@@ -14,9 +14,13 @@
 
 use std::ops::ControlFlow;
 
+use std::collections::HashSet;
+
+use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, BinaryOperator, Expr, FunctionArguments, GroupByExpr, SelectItem,
-    SetExpr, Statement, Value,
+    visit_expressions_mut, visit_relations_mut, AccessExpr, BinaryOperator, CaseWhen, Expr,
+    FunctionArg, FunctionArguments, GroupByExpr, Ident, ObjectNamePart, SelectItem, SetExpr,
+    Statement, Subscript, TableFactor, TableWithJoins, Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -117,6 +121,37 @@ pub fn array_subqueries(statement: &mut Statement) {
 /// `unnest(range(1, cardinality(a) + 1))` for the first dimension, and no rows for any
 /// other, as PostgreSQL gives for a one-dimensional array.
 pub fn subscripts(statement: &mut Statement) {
+    rewrite_calls(statement, "generate_subscripts", |args| {
+        match args {
+        [array, dimension] => Some(format!(
+            "unnest(CASE WHEN {dimension} = 1 THEN range(1, CAST(cardinality({array}) AS BIGINT) + 1) END)"
+        )),
+        _ => None,
+    }
+    });
+}
+
+/// `information_schema._pg_expandarray(a)` (pgjdbc's getPrimaryKeys), PostgreSQL's
+/// set-returning function of `(x, n)` rows, one per element `x` of `a` at position
+/// `n`: written as the struct of two zipped unnests, which DataFusion plans.
+pub fn expand_arrays(statement: &mut Statement) {
+    rewrite_calls(statement, "_pg_expandarray", |args| {
+        match args {
+        [array] => Some(format!(
+            "named_struct('x', unnest({array}), 'n', unnest(range(1, CAST(cardinality({array}) AS BIGINT) + 1)))"
+        )),
+        _ => None,
+    }
+    });
+}
+
+/// Each call of the function `name` (under any schema) replaced by the SQL that
+/// `text` writes from its arguments, where it writes one.
+fn rewrite_calls(
+    statement: &mut Statement,
+    name: &str,
+    text: impl Fn(&[FunctionArg]) -> Option<String>,
+) {
     let _ = visit_expressions_mut(statement, |expr| {
         let Expr::Function(function) = expr else {
             return ControlFlow::<()>::Continue(());
@@ -125,14 +160,11 @@ pub fn subscripts(statement: &mut Statement) {
             .name
             .0
             .last()
-            .is_some_and(|p| p.to_string().eq_ignore_ascii_case("generate_subscripts"));
+            .is_some_and(|p| p.to_string().eq_ignore_ascii_case(name));
         let FunctionArguments::List(list) = &function.args else {
             return ControlFlow::Continue(());
         };
-        if let (true, [array, dimension]) = (named, list.args.as_slice()) {
-            let text = format!(
-                "unnest(CASE WHEN {dimension} = 1 THEN range(1, CAST(cardinality({array}) AS BIGINT) + 1) END)"
-            );
+        if let (true, Some(text)) = (named, text(&list.args)) {
             if let Ok(rewritten) = Parser::new(&PostgreSqlDialect {})
                 .try_with_sql(&text)
                 .and_then(|mut parser| parser.parse_expr())
@@ -141,6 +173,66 @@ pub fn subscripts(statement: &mut Statement) {
             }
         }
         ControlFlow::Continue(())
+    });
+}
+
+/// `(composite).field`, PostgreSQL's field access (`(result.keys).x`), which DataFusion
+/// writes `composite['field']`. In `con.confkey[1]` the names before the first
+/// subscript name the column and stay.
+pub fn field_access(statement: &mut Statement) {
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::CompoundFieldAccess { root, access_chain } = expr {
+            let named = matches!(**root, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+            let column_parts = match named {
+                true => access_chain
+                    .iter()
+                    .position(|a| matches!(a, AccessExpr::Subscript(_)))
+                    .unwrap_or(access_chain.len()),
+                false => 0,
+            };
+            for access in access_chain.iter_mut().skip(column_parts) {
+                if let AccessExpr::Dot(Expr::Identifier(field)) = access {
+                    let name = match field.quote_style {
+                        Some(_) => field.value.clone(),
+                        None => field.value.to_lowercase(),
+                    };
+                    *access = AccessExpr::Subscript(Subscript::Index {
+                        index: Expr::Value(Value::SingleQuotedString(name).with_empty_span()),
+                    });
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// information_schema's constraint views, which DataFusion's information_schema
+/// lacks and kpidb keeps in pg_catalog ([`super::pg_keys`]).
+const CONSTRAINT_VIEWS: &[&str] = &[
+    "table_constraints",
+    "key_column_usage",
+    "referential_constraints",
+    "constraint_column_usage",
+];
+
+/// `information_schema.table_constraints` (Metabase's field sync) and the other
+/// [`CONSTRAINT_VIEWS`] read from where kpidb keeps them.
+pub fn information_schema_views(statement: &mut Statement) {
+    let _ = visit_relations_mut(statement, |name| {
+        if let [schema, view] = name.0.as_mut_slice() {
+            let is_view = |part: &ObjectNamePart| {
+                part.as_ident().is_some_and(|i| {
+                    CONSTRAINT_VIEWS.contains(&i.value.to_ascii_lowercase().as_str())
+                })
+            };
+            let in_information_schema = schema
+                .as_ident()
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("information_schema"));
+            if in_information_schema && is_view(view) {
+                *schema = ObjectNamePart::Identifier(Ident::new("pg_catalog"));
+            }
+        }
+        ControlFlow::<()>::Continue(())
     });
 }
 
@@ -193,52 +285,217 @@ pub fn boolean_literals(statement: &mut Statement) {
     });
 }
 
-/// `CASE WHEN c THEN (SELECT x FROM t WHERE w) END` (SQLAlchemy 2.1's column
-/// reflection): DataFusion cannot run a correlated subquery under CASE, so the
-/// condition moves into the subquery, `(SELECT x FROM t WHERE (w) AND (c))`: NULL
-/// when `c` does not hold, as the CASE gives. A condition holding a subquery of its
-/// own stays as it is (DataFusion plans that CASE).
-pub fn case_subqueries(statement: &mut Statement) {
+/// kpidb has no sequences, so `pg_get_serial_sequence(…)` is NULL for every column
+/// ([`super::pg_keys`]); it is written as that NULL here, and a scalar subquery whose
+/// filter then compares with NULL (SQLAlchemy 2.1 reads identity options from
+/// pg_sequence by `seqrelid = pg_get_serial_sequence(…)::regclass::oid`) has no rows,
+/// so it is NULL too. DataFusion could not plan that subquery, which reads the outer
+/// query in its SELECT list.
+pub fn serial_sequences(statement: &mut Statement) {
     let _ = visit_expressions_mut(statement, |expr| {
-        let Expr::Case {
-            operand: None,
-            conditions,
-            else_result,
-            ..
-        } = expr
-        else {
+        match expr {
+            Expr::Function(function)
+                if function.name.0.last().is_some_and(|p| {
+                    p.to_string().eq_ignore_ascii_case("pg_get_serial_sequence")
+                }) =>
+            {
+                *expr = Expr::Value(Value::Null.with_empty_span());
+            }
+            Expr::Subquery(query) => {
+                if let SetExpr::Select(select) = query.body.as_ref() {
+                    let counts = select
+                        .projection
+                        .iter()
+                        .any(|item| item.to_string().to_ascii_lowercase().contains("count("));
+                    let never = select
+                        .selection
+                        .clone()
+                        .is_some_and(|filter| conjuncts(filter).iter().any(compares_with_null));
+                    if never
+                        && !counts
+                        && select.group_by == GroupByExpr::Expressions(vec![], vec![])
+                    {
+                        *expr = Expr::Value(Value::Null.with_empty_span());
+                    }
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `x = NULL` (through casts): never true.
+fn compares_with_null(condition: &Expr) -> bool {
+    fn null(expr: &Expr) -> bool {
+        match expr {
+            Expr::Value(v) => matches!(v.value, Value::Null),
+            Expr::Cast { expr, .. } | Expr::Nested(expr) => null(expr),
+            _ => false,
+        }
+    }
+    match condition {
+        Expr::BinaryOp { left, op, right } => {
+            matches!(
+                op,
+                BinaryOperator::Eq
+                    | BinaryOperator::NotEq
+                    | BinaryOperator::Lt
+                    | BinaryOperator::LtEq
+                    | BinaryOperator::Gt
+                    | BinaryOperator::GtEq
+            ) && (null(left) || null(right))
+        }
+        Expr::Nested(inner) => compares_with_null(inner),
+        _ => false,
+    }
+}
+
+/// `(SELECT x FROM t WHERE t.k = a.k AND a.flag)`: a condition in a correlated
+/// scalar subquery that reads only the outer query's columns (SQLAlchemy 2.1's
+/// column reflection puts `pg_attribute.atthasdef` there, "not needed but pg seems to
+/// like it"). DataFusion cannot decorrelate such a filter, so it moves out, into
+/// `CASE WHEN a.flag THEN (SELECT x FROM t WHERE t.k = a.k) END`: NULL when it does
+/// not hold, as the subquery's empty answer is. Left alone where an empty answer is
+/// not NULL (`count`).
+pub fn outer_conditions(statement: &mut Statement) {
+    let _ = visit_expressions_mut(statement, |expr| {
+        let Expr::Subquery(query) = expr else {
             return ControlFlow::<()>::Continue(());
         };
-        let no_else = match else_result.as_deref() {
-            None => true,
-            Some(Expr::Value(v)) => matches!(v.value, Value::Null),
-            Some(_) => false,
-        };
-        let [when] = conditions.as_slice() else {
-            return ControlFlow::Continue(());
-        };
-        let Expr::Subquery(query) = &when.result else {
-            return ControlFlow::Continue(());
-        };
-        let mut query = query.clone();
         let SetExpr::Select(select) = query.body.as_mut() else {
             return ControlFlow::Continue(());
         };
-        if !no_else || select.from.is_empty() || has_subquery(&when.condition) {
+        let counts = select
+            .projection
+            .first()
+            .is_some_and(|item| item.to_string().to_ascii_lowercase().contains("count("));
+        let Some(filter) = select.selection.take() else {
+            return ControlFlow::Continue(());
+        };
+        if select.projection.len() != 1 || counts {
+            select.selection = Some(filter);
             return ControlFlow::Continue(());
         }
-        let condition = Expr::Nested(Box::new(when.condition.clone()));
-        select.selection = Some(match select.selection.take() {
-            Some(filter) => Expr::BinaryOp {
-                left: Box::new(Expr::Nested(Box::new(filter))),
-                op: BinaryOperator::And,
-                right: Box::new(condition),
-            },
-            None => condition,
-        });
-        *expr = Expr::Subquery(query);
+        let local = relation_names(&select.from);
+        let (outer, inner): (Vec<Expr>, Vec<Expr>) = conjuncts(filter)
+            .into_iter()
+            .partition(|c| reads_only_outer(c, &local));
+        select.selection = conjoin(inner);
+        let Some(condition) = conjoin(outer) else {
+            return ControlFlow::Continue(());
+        };
+        let subquery = Expr::Subquery(query.clone());
+        *expr = Expr::Case {
+            case_token: AttachedToken::empty(),
+            end_token: AttachedToken::empty(),
+            operand: None,
+            conditions: vec![CaseWhen {
+                condition,
+                result: subquery,
+            }],
+            else_result: None,
+        };
         ControlFlow::Continue(())
     });
+}
+
+/// The names a query's FROM gives its relations: aliases, else table names (whole
+/// and last part).
+fn relation_names(from: &[TableWithJoins]) -> HashSet<String> {
+    let mut names = HashSet::new();
+    let mut add = |factor: &TableFactor| match factor {
+        TableFactor::Table {
+            alias: Some(alias), ..
+        }
+        | TableFactor::Derived {
+            alias: Some(alias), ..
+        } => {
+            names.insert(alias.name.value.to_lowercase());
+        }
+        TableFactor::Table { name, .. } => {
+            names.insert(name.to_string().to_lowercase());
+            if let Some(last) = name.0.last() {
+                names.insert(last.to_string().to_lowercase());
+            }
+        }
+        _ => {
+            // A relation this cannot name: nothing counts as outer.
+            names.insert(String::new());
+        }
+    };
+    for table in from {
+        add(&table.relation);
+        for join in &table.joins {
+            add(&join.relation);
+        }
+    }
+    names
+}
+
+/// Whether `condition` reads columns, all qualified by relations not in `local`,
+/// and nothing else that could depend on the subquery's rows.
+fn reads_only_outer(condition: &Expr, local: &HashSet<String>) -> bool {
+    if local.contains("") || has_subquery(condition) {
+        return false;
+    }
+    let mut outer = 0;
+    let mut expr = condition.clone();
+    let stopped = visit_expressions_mut(&mut expr, |e| match e {
+        Expr::Identifier(_) => ControlFlow::Break(()),
+        Expr::CompoundIdentifier(parts) => {
+            let qualifier = parts[..parts.len().saturating_sub(1)]
+                .iter()
+                .map(|p| p.value.to_lowercase())
+                .collect::<Vec<_>>();
+            let named_here = (1..=qualifier.len())
+                .any(|n| local.contains(&qualifier[qualifier.len() - n..].join(".")));
+            if named_here || qualifier.is_empty() {
+                ControlFlow::Break(())
+            } else {
+                outer += 1;
+                ControlFlow::Continue(())
+            }
+        }
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break();
+    !stopped && outer > 0
+}
+
+/// `a AND b AND c` as `[a, b, c]`.
+fn conjuncts(expr: Expr) -> Vec<Expr> {
+    match expr {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            let mut all = conjuncts(*left);
+            all.extend(conjuncts(*right));
+            all
+        }
+        Expr::Nested(inner)
+            if matches!(
+                *inner,
+                Expr::BinaryOp {
+                    op: BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
+            conjuncts(*inner)
+        }
+        other => vec![other],
+    }
+}
+
+fn conjoin(parts: Vec<Expr>) -> Option<Expr> {
+    parts.into_iter().reduce(|left, right| Expr::BinaryOp {
+        left: Box::new(left),
+        op: BinaryOperator::And,
+        right: Box::new(right),
+    })
 }
 
 fn has_subquery(expr: &Expr) -> bool {
@@ -334,17 +591,76 @@ mod tests {
     }
 
     #[test]
-    fn a_subquery_under_case_takes_the_condition_into_its_filter() {
-        let sql = "SELECT CASE WHEN a.atthasdef THEN (SELECT d.x FROM d WHERE d.k = a.k) ELSE NULL END AS x, \
-                   CASE WHEN a.y THEN (SELECT 1 FROM d) ELSE 2 END AS kept FROM a";
+    fn conditions_on_the_outer_query_move_out_of_correlated_subqueries() {
+        let sql = "SELECT (SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d \
+                   WHERE pg_catalog.pg_attribute.atthasdef AND d.adrelid = pg_catalog.pg_attribute.attrelid) AS x, \
+                   (SELECT y FROM pg_catalog.pg_attrdef WHERE pg_attrdef.adnum = 1 AND flag) AS kept_unqualified, \
+                   (SELECT count(*) FROM d WHERE a.flag) AS kept_count \
+                   FROM pg_catalog.pg_attribute";
         let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
             .unwrap()
             .remove(0);
-        case_subqueries(&mut statement);
+        outer_conditions(&mut statement);
         assert_eq!(
             statement.to_string(),
-            "SELECT (SELECT d.x FROM d WHERE (d.k = a.k) AND (a.atthasdef)) AS x, \
-             CASE WHEN a.y THEN (SELECT 1 FROM d) ELSE 2 END AS kept FROM a"
+            "SELECT CASE WHEN pg_catalog.pg_attribute.atthasdef THEN \
+             (SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d \
+             WHERE d.adrelid = pg_catalog.pg_attribute.attrelid) END AS x, \
+             (SELECT y FROM pg_catalog.pg_attrdef WHERE pg_attrdef.adnum = 1 AND flag) AS kept_unqualified, \
+             (SELECT count(*) FROM d WHERE a.flag) AS kept_count FROM pg_catalog.pg_attribute"
+        );
+    }
+
+    #[test]
+    fn a_subquery_comparing_with_the_serial_sequence_is_null() {
+        let sql = "SELECT CASE WHEN (a.attidentity != '') THEN (SELECT json_build_object('always', a.attidentity = 'a') \
+                   FROM pg_catalog.pg_sequence WHERE a.attidentity != '' AND pg_catalog.pg_sequence.seqrelid = \
+                   CAST(CAST(pg_catalog.pg_get_serial_sequence(CAST(CAST(a.attrelid AS REGCLASS) AS TEXT), a.attname) AS REGCLASS) AS OID)) \
+                   ELSE NULL END AS identity_options, (SELECT count(*) FROM t WHERE t.x = NULL) AS n FROM pg_attribute a";
+        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        serial_sequences(&mut statement);
+        assert_eq!(
+            statement.to_string(),
+            "SELECT CASE WHEN (a.attidentity <> '') THEN NULL ELSE NULL END AS identity_options, \
+             (SELECT count(*) FROM t WHERE t.x = NULL) AS n FROM pg_attribute a"
+        );
+    }
+
+    #[test]
+    fn expanded_arrays_and_their_fields_become_unnests_and_subscripts() {
+        let sql = "SELECT (information_schema._pg_expandarray(i.indkey)).n AS key_seq, \
+                   _pg_expandarray(i.indkey) AS keys FROM pg_index i WHERE (r.KEYS).X = 1 \
+                   AND con.confkey[pos.n] = 2";
+        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        expand_arrays(&mut statement);
+        field_access(&mut statement);
+        let expanded = "named_struct('x', unnest(i.indkey), 'n', \
+                        unnest(range(1, CAST(cardinality(i.indkey) AS BIGINT) + 1)))";
+        assert_eq!(
+            statement.to_string(),
+            format!(
+                "SELECT ({expanded})['n'] AS key_seq, {expanded} AS keys FROM pg_index i \
+                 WHERE (r.KEYS)['x'] = 1 AND con.confkey[pos.n] = 2"
+            )
+        );
+    }
+
+    #[test]
+    fn information_schema_constraint_views_are_read_from_pg_catalog() {
+        let sql = "SELECT 1 FROM \"information_schema\".\"table_constraints\" AS tc \
+                   JOIN information_schema.key_column_usage kc ON true JOIN information_schema.columns c ON true";
+        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        information_schema_views(&mut statement);
+        assert_eq!(
+            statement.to_string(),
+            "SELECT 1 FROM pg_catalog.\"table_constraints\" AS tc \
+             JOIN pg_catalog.key_column_usage kc ON true JOIN information_schema.columns c ON true"
         );
     }
 

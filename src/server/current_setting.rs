@@ -1,17 +1,23 @@
 //! `current_setting(name [, missing_ok])`, PostgreSQL's settings lookup, which BI tools
 //! call on connect (Grafana reads `server_version_num` to pick its SQL dialect). The
-//! server answers with the values its PostgreSQL front end announces.
+//! server answers with the values its PostgreSQL front end announces, and
+//! pg_catalog.pg_settings lists the same ([`install_settings`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::functions::numeric::columnar;
-use datafusion::arrow::array::{Array, AsArray, StringArray};
+use datafusion::arrow::array::{new_null_array, Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
+use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
+use datafusion::prelude::SessionContext;
 
 /// The settings a client can read, as a PostgreSQL 16 server reports them.
 const SETTINGS: &[(&str, &str)] = &[
@@ -36,6 +42,37 @@ const SETTINGS: &[(&str, &str)] = &[
     ("lc_ctype", "C.UTF-8"),
     ("application_name", ""),
 ];
+
+/// pg_catalog.pg_settings with [`SETTINGS`] as its rows, in the shipped table's
+/// columns (datafusion-pg-catalog lists only `standard_conforming_strings`; pgjdbc
+/// reads `max_index_keys` there before `getImportedKeys`, DBeaver its settings).
+pub async fn install_settings(ctx: &SessionContext, catalog: &str) -> Result<()> {
+    let shipped = super::overlay::shipped(ctx, catalog, "pg_settings").await?;
+    let schema = shipped.schema();
+    let names = || SETTINGS.iter().map(|(name, _)| *name);
+    let values = || SETTINGS.iter().map(|(_, value)| *value);
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|field| -> ArrayRef {
+            match field.name().as_str() {
+                "name" => Arc::new(StringArray::from_iter_values(names())),
+                "setting" | "reset_val" | "boot_val" => {
+                    Arc::new(StringArray::from_iter_values(values()))
+                }
+                "source" => Arc::new(StringArray::from_iter_values(names().map(|_| "default"))),
+                _ => new_null_array(field.data_type(), SETTINGS.len()),
+            }
+        })
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    let table = MemTable::try_new(schema, vec![vec![batch]])?;
+    super::overlay::replace(
+        ctx,
+        catalog,
+        HashMap::from([("pg_settings", Arc::new(table) as Arc<dyn TableProvider>)]),
+    )
+}
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct CurrentSetting {

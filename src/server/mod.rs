@@ -15,12 +15,12 @@
 //! - [`tls`]: certificate loading.
 //! - [`current_setting`], [`is_visible`], [`to_regtype`], [`version`]: PostgreSQL functions that
 //!   drivers and BI tools call on connect; [`pg_proc`]: kpidb's functions in pg_catalog
-//!   (psql's `\df`); [`descriptions`]: tables' and columns' descriptions (`\d+`);
+//!   (psql's `\df`); [`database`]: the database's name, `kpidb`; [`descriptions`]: tables' and columns' descriptions (`\d+`);
 //!   [`pg_keys`]: the data model's primary and foreign keys (pg_constraint, pg_index)
 //!   and descriptions (pg_description); [`overlay`]: pg_catalog with those tables
 //!   replaced; [`oids`]: the oids pg_catalog gives the warehouse's tables;
 //!   [`json_build_object`]; [`like_escape`]: LIKE patterns with other escapes; [`compat`]: rewrites for
-//!   their catalog SQL.
+//!   their catalog SQL; [`output_names`]: result columns named as PostgreSQL names them.
 
 pub mod auth;
 pub mod bound;
@@ -28,6 +28,7 @@ pub mod budget;
 pub mod compat;
 pub mod config;
 pub mod current_setting;
+pub mod database;
 pub mod descriptions;
 pub mod errors;
 pub mod http;
@@ -37,6 +38,7 @@ pub mod like_escape;
 pub mod limits;
 pub mod metrics;
 pub mod oids;
+pub mod output_names;
 pub mod overlay;
 pub mod pg;
 pub mod pg_keys;
@@ -147,6 +149,8 @@ pub async fn start(
     let oids = oids::Oids::read(&base).await?;
     descriptions::install(&base, &oids);
     pg_keys::install(&base, "datafusion", &oids).await?;
+    current_setting::install_settings(&base, "datafusion").await?;
+    database::install(&base, "datafusion").await?;
     base.register_udf(current_setting::udf());
     base.register_udf(version::udf());
     base.register_udf(to_regtype::udf());

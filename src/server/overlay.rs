@@ -46,6 +46,39 @@ pub async fn shipped(
     }
 }
 
+/// `table`'s rows followed by `more`'s, which has the same columns (a view over both,
+/// so the shipped rows stay as live as they were).
+pub fn with_rows(
+    table: Arc<dyn TableProvider>,
+    more: Arc<dyn TableProvider>,
+) -> Result<Arc<dyn TableProvider>> {
+    let added = LogicalPlanBuilder::scan("kpidb", provider_as_source(more), None)?.build()?;
+    let plan = LogicalPlanBuilder::scan("shipped", provider_as_source(table), None)?
+        .union(added)?
+        .build()?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
+}
+
+/// `table` with its column `name` computed by `value` (a view over `table`).
+pub fn with_column(
+    table: Arc<dyn TableProvider>,
+    name: &str,
+    value: Expr,
+) -> Result<Arc<dyn TableProvider>> {
+    let scan = LogicalPlanBuilder::scan("shipped", provider_as_source(table), None)?.build()?;
+    let columns: Vec<Expr> = scan
+        .schema()
+        .columns()
+        .into_iter()
+        .map(|c| match c.name == name {
+            true => value.clone().alias(name),
+            false => Expr::Column(c),
+        })
+        .collect();
+    let plan = LogicalPlanBuilder::from(scan).project(columns)?.build()?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
+}
+
 /// `table` with one more column, `name`, NULL in every row (a view over `table`), when
 /// it lacks one that clients read.
 pub fn with_null_column(

@@ -674,11 +674,16 @@ impl Guard {
         session: &SessionContext,
     ) -> PgWireResult<LogicalPlan> {
         let mut statement = statement.clone();
+        super::output_names::name_outputs(&mut statement);
         super::compat::array_subqueries(&mut statement);
         super::compat::like_escapes(&mut statement);
         super::compat::subscripts(&mut statement);
+        super::compat::expand_arrays(&mut statement);
+        super::compat::field_access(&mut statement);
+        super::compat::information_schema_views(&mut statement);
         super::compat::boolean_literals(&mut statement);
-        super::compat::case_subqueries(&mut statement);
+        super::compat::serial_sequences(&mut statement);
+        super::compat::outer_conditions(&mut statement);
         super::compat::aggregate_scalar_subqueries(&mut statement);
         let statement = DFStatement::Statement(Box::new(statement));
         plan_query(session, statement, self.limits.timeout)

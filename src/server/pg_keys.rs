@@ -5,7 +5,7 @@
 //!   reference (`{table}_{columns}_fkey`), with `conkey` / `confkey` as arrays of
 //!   attnums;
 //! - `pg_index`: the primary keys' unique indexes, `indkey` an array (PostgreSQL's
-//!   int2vector, which clients `unnest`);
+//!   int2vector, which clients `unnest`), and their rows in `pg_class`;
 //! - `pg_description`: each table's description and each column's Chinese header,
 //!   beside the rows datafusion-pg-catalog ships;
 //! - `pg_get_constraintdef(oid [, pretty])`: `PRIMARY KEY (…)` / `FOREIGN KEY (…)
@@ -27,6 +27,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
+use super::database::NAME;
 use super::descriptions::column_description;
 use super::oids::Oids;
 use crate::model::TABLES;
@@ -34,6 +35,9 @@ use crate::model::TABLES;
 /// Constraints take oids from here up, and each primary key's index from [`FIRST_INDEX`].
 const FIRST_CONSTRAINT: i32 = 800_000;
 const FIRST_INDEX: i32 = 850_000;
+/// PostgreSQL's oids of the btree access method and of the bootstrap superuser.
+const BTREE: i32 = 403;
+const SUPERUSER: i32 = 10;
 
 /// One primary or foreign key of a warehouse table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -225,11 +229,34 @@ pub async fn install(ctx: &SessionContext, catalog: &str, oids: &Oids) -> Result
     )?);
     let pg_description = Arc::new(MemTable::try_new(description_schema, vec![batches])?);
 
-    // pg_class with `reloptions` (NULL: no table has storage options), which
-    // SQLAlchemy 1.4's index reflection and psql's `\d+` read.
+    // pg_class with each primary key's index (relkind `i`, named as its constraint),
+    // where pgjdbc's getPrimaryKeys and DBeaver look up an index's name, and with
+    // `reloptions` (NULL: no table has storage options), which SQLAlchemy 1.4's index
+    // reflection and psql's `\d+` read.
     let shipped_class = super::overlay::shipped(ctx, catalog, "pg_class").await?;
+    let index_rows = table(&shipped_class.schema(), keys.len(), |name| {
+        let ints = |f: &dyn Fn(&Constraint) -> i32| -> ArrayRef {
+            Arc::new(Int32Array::from_iter_values(keys.iter().map(|c| f(c))))
+        };
+        Some(match name {
+            "oid" | "relfilenode" => ints(&|c| c.index),
+            "relname" => text(keys.iter().map(|c| c.name.as_str())),
+            "relnamespace" => ints(&|_| oids.public as i32),
+            "relam" => ints(&|_| BTREE),
+            "relowner" => ints(&|_| SUPERUSER),
+            "relkind" => text(keys.iter().map(|_| "i")),
+            "relpersistence" => text(keys.iter().map(|_| "p")),
+            "relreplident" => text(keys.iter().map(|_| "n")),
+            "relnatts" => Arc::new(Int16Array::from_iter_values(
+                keys.iter().map(|c| c.attnums.len() as i16),
+            )),
+            "relispopulated" => flags(keys.len(), true),
+            _ => return None,
+        })
+    })?;
+    let pg_class = super::overlay::with_rows(shipped_class, index_rows)?;
     let list = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
-    let pg_class = super::overlay::with_null_column(shipped_class, "reloptions", list)?;
+    let pg_class = super::overlay::with_null_column(pg_class, "reloptions", list)?;
     super::overlay::replace(
         ctx,
         catalog,
@@ -238,7 +265,10 @@ pub async fn install(ctx: &SessionContext, catalog: &str, oids: &Oids) -> Result
             ("pg_constraint", pg_constraint),
             ("pg_index", pg_index),
             ("pg_description", pg_description as Arc<dyn TableProvider>),
-        ]),
+        ])
+        .into_iter()
+        .chain(standard_views(&constraints, oids)?)
+        .collect(),
     )?;
     let definitions = constraints
         .iter()
@@ -271,6 +301,146 @@ pub async fn install(ctx: &SessionContext, catalog: &str, oids: &Oids) -> Result
     }));
     Ok(())
 }
+
+/// The same keys as SQL's information_schema views give them, which Metabase reads
+/// (`table_constraints` joined to `key_column_usage` for the primary keys):
+/// `table_constraints`, `key_column_usage`, `referential_constraints` and
+/// `constraint_column_usage`. DataFusion's information_schema has a fixed set of
+/// tables, so these live in pg_catalog, where the PostgreSQL front end's rewrites
+/// send `information_schema.table_constraints` and the rest.
+fn standard_views(
+    constraints: &[Constraint],
+    oids: &Oids,
+) -> Result<Vec<(&'static str, Arc<dyn TableProvider>)>> {
+    let table_name = |oid: i32| oids.tables.get(&(oid as i64)).map_or("", |t| t.name);
+    let kind = |c: &Constraint| match c.kind {
+        "p" => "PRIMARY KEY",
+        _ => "FOREIGN KEY",
+    };
+    let key_of = |c: &Constraint| match &c.referred {
+        Some((to, _, _, _)) => constraints
+            .iter()
+            .find(|k| k.kind == "p" && k.table == *to)
+            .map(|k| k.name.clone()),
+        None => None,
+    };
+    let mut rows: HashMap<&'static str, Vec<Vec<Option<String>>>> = HashMap::new();
+    let some = |v: &str| Some(v.to_string());
+    let named = |c: &Constraint| vec![some(NAME), some("public"), some(&c.name)];
+    for c in constraints {
+        let table = table_name(c.table);
+        let on = vec![some(NAME), some("public"), some(table)];
+        rows.entry("table_constraints").or_default().push(
+            [named(c), on.clone()]
+                .concat()
+                .into_iter()
+                .chain([some(kind(c)), some("NO"), some("NO"), some("YES")])
+                .collect(),
+        );
+        for (i, column) in c.columns.iter().enumerate() {
+            let unique_position = c.referred.as_ref().map(|_| (i + 1).to_string());
+            rows.entry("key_column_usage").or_default().push(
+                [named(c), on.clone()]
+                    .concat()
+                    .into_iter()
+                    .chain([some(column), Some((i + 1).to_string()), unique_position])
+                    .collect(),
+            );
+        }
+        let (used_table, used) = match &c.referred {
+            Some((to, _, key, _)) => (table_name(*to), key.clone()),
+            None => (table, c.columns.clone()),
+        };
+        for column in used {
+            rows.entry("constraint_column_usage").or_default().push(
+                vec![some(NAME), some("public"), some(used_table), some(column)]
+                    .into_iter()
+                    .chain(named(c))
+                    .collect(),
+            );
+        }
+        if let Some(key) = key_of(c) {
+            rows.entry("referential_constraints").or_default().push(
+                named(c)
+                    .into_iter()
+                    .chain([some(NAME), some("public"), Some(key)])
+                    .chain([some("NONE"), some("NO ACTION"), some("NO ACTION")])
+                    .collect(),
+            );
+        }
+    }
+    let names = [NAME_COLUMNS, TABLE_COLUMNS].concat();
+    let views: [(&'static str, Vec<&str>); 4] = [
+        (
+            "table_constraints",
+            [
+                names.as_slice(),
+                &[
+                    "constraint_type",
+                    "is_deferrable",
+                    "initially_deferred",
+                    "enforced",
+                ],
+            ]
+            .concat(),
+        ),
+        (
+            "key_column_usage",
+            [
+                names.as_slice(),
+                &[
+                    "column_name",
+                    "ordinal_position",
+                    "position_in_unique_constraint",
+                ],
+            ]
+            .concat(),
+        ),
+        (
+            "constraint_column_usage",
+            [TABLE_COLUMNS, &["column_name"], NAME_COLUMNS].concat(),
+        ),
+        (
+            "referential_constraints",
+            [
+                NAME_COLUMNS,
+                &[
+                    "unique_constraint_catalog",
+                    "unique_constraint_schema",
+                    "unique_constraint_name",
+                    "match_option",
+                    "update_rule",
+                    "delete_rule",
+                ],
+            ]
+            .concat(),
+        ),
+    ];
+    views
+        .into_iter()
+        .map(|(view, columns)| {
+            let rows = rows.remove(view).unwrap_or_default();
+            let arrays = columns.iter().enumerate().map(|(i, column)| {
+                let values = rows.iter().map(|row| row[i].clone());
+                let array: ArrayRef =
+                    match column.ends_with("position") || column.ends_with("_constraint") {
+                        true => Arc::new(Int32Array::from_iter(
+                            values.map(|v| v.and_then(|v| v.parse::<i32>().ok())),
+                        )),
+                        false => Arc::new(StringArray::from_iter(values)),
+                    };
+                (column.to_string(), array)
+            });
+            let batch = RecordBatch::try_from_iter(arrays)?;
+            let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+            Ok((view, Arc::new(table) as Arc<dyn TableProvider>))
+        })
+        .collect()
+}
+
+/// information_schema's columns naming a constraint, and a table.
+const NAME_COLUMNS: &[&str] = &["constraint_catalog", "constraint_schema", "constraint_name"];
+const TABLE_COLUMNS: &[&str] = &["table_catalog", "table_schema", "table_name"];
 
 /// A table with the shipped table's columns, the array ones as arrays: `pick` gives the
 /// columns kpidb fills; the others are NULL, or their type's default if not nullable.

@@ -1,6 +1,6 @@
 // The PostgreSQL JDBC driver against a running `kpidb serve`, the way Metabase,
-// DBeaver and Tableau use it: DatabaseMetaData.getTables/getColumns and a
-// PreparedStatement with parameters. Run with the driver on the class path:
+// DBeaver and Tableau use it: DatabaseMetaData.getTables/getColumns/getPrimaryKeys/
+// getImportedKeys/getExportedKeys/getFunctions and a PreparedStatement with parameters. Run with the driver on the class path:
 //   java -cp /usr/share/java/postgresql.jar JdbcCheck.java
 import java.math.BigDecimal;
 import java.sql.*;
@@ -38,6 +38,39 @@ public class JdbcCheck {
             }
             check("getColumns", columns.containsAll(List.of("year", "dept_code",
                 "indicator_code", "score")), columns);
+
+            // The data model's key and references, as DBeaver and Metabase draw them.
+            List<String> key = new ArrayList<>();
+            try (ResultSet rs = meta.getPrimaryKeys(null, null, "dept_scores")) {
+                while (rs.next()) {
+                    key.add(rs.getShort("KEY_SEQ") + ":" + rs.getString("COLUMN_NAME") + "@" + rs.getString("PK_NAME"));
+                }
+            }
+            check("getPrimaryKeys", key.equals(List.of("1:year@dept_scores_pkey",
+                "2:dept_code@dept_scores_pkey", "3:indicator_code@dept_scores_pkey")), key);
+            Set<String> references = new TreeSet<>();
+            try (ResultSet rs = meta.getImportedKeys(null, null, "dept_scores")) {
+                while (rs.next()) {
+                    references.add(rs.getString("FKCOLUMN_NAME") + "->" + rs.getString("PKTABLE_NAME")
+                        + "." + rs.getString("PKCOLUMN_NAME") + "@" + rs.getString("FK_NAME"));
+                }
+            }
+            check("getImportedKeys", references.equals(new TreeSet<>(List.of(
+                "dept_code->departments.dept_code@dept_scores_dept_code_fkey",
+                "indicator_code->indicators.indicator_code@dept_scores_indicator_code_fkey"))), references);
+            Set<String> exported = new TreeSet<>();
+            try (ResultSet rs = meta.getExportedKeys(null, null, "departments")) {
+                while (rs.next()) exported.add(rs.getString("FKTABLE_NAME") + "." + rs.getString("FKCOLUMN_NAME"));
+            }
+            check("getExportedKeys", exported.contains("dept_scores.dept_code")
+                && exported.contains("departments.parent_code"), exported);
+            Map<String, Integer> functions = new TreeMap<>();
+            try (ResultSet rs = meta.getFunctions(null, "public", "%")) {
+                while (rs.next()) functions.put(rs.getString("FUNCTION_NAME"), rs.getInt("FUNCTION_TYPE"));
+            }
+            check("getFunctions", functions.containsKey("perf_grade") && functions.containsKey("dept_ranking")
+                && !functions.containsKey("abs"), functions);
+            check("getMaxColumnsInIndex", meta.getMaxColumnsInIndex() == 32, meta.getMaxColumnsInIndex());
 
             try (PreparedStatement ps = conn.prepareStatement(
                     "SELECT dept_code, total_score FROM dept_ranking(2023) WHERE dept_code = ?")) {

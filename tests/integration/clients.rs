@@ -100,6 +100,28 @@ fn psql_lists_and_describes_tables_and_queries() {
     assert!(views.contains("Did not find any relations"), "{views}");
     let databases = run_checked(psql(&served, "disable", "\\l"), "psql \\l");
     assert!(databases.contains("List of databases"), "{databases}");
+    // The database is kpidb, as the README names it, in pg_database and
+    // current_database() (DBeaver looks its database up there by name).
+    assert!(
+        databases
+            .lines()
+            .any(|l| l.trim_start().starts_with("kpidb ")),
+        "{databases}"
+    );
+    let database = run_checked(
+        psql(
+            &served,
+            "disable",
+            "SELECT current_database() AS db, count(*) AS n FROM pg_catalog.pg_database WHERE datname = 'kpidb'",
+        ),
+        "current_database",
+    );
+    assert!(
+        database
+            .lines()
+            .any(|l| l.contains("kpidb") && l.contains("| 1")),
+        "{database}"
+    );
     let info = run_checked(psql(&served, "disable", "\\conninfo"), "psql \\conninfo");
     assert!(info.contains(&format!("as user \"{USER}\"")), "{info}");
     // Columns carry their Chinese headers as descriptions, for BI tools.
@@ -128,6 +150,23 @@ fn psql_lists_and_describes_tables_and_queries() {
     );
     let expected = common::scalar(&data, "SELECT count(*) FROM dept_ranking(2023)");
     assert!(count.contains(&expected), "{count}");
+
+    // Unaliased expressions are named as PostgreSQL names them: BI tools show these
+    // names as headers, and ORDER BY may use them.
+    let mut named = psql(
+        &served,
+        "disable",
+        "SELECT count(*), perf_grade(91), 1 + 1, CAST(year AS text), CASE WHEN year > 2020 THEN 1 END, \
+         (SELECT max(score) FROM dept_scores), upper('a') FROM dept_scores GROUP BY year \
+         ORDER BY count DESC LIMIT 1",
+    );
+    named.arg("--csv");
+    let out = run_checked(named, "psql expression names");
+    assert_eq!(
+        out.lines().next(),
+        Some("count,perf_grade,?column?,year,case,max,upper"),
+        "{out}"
+    );
 
     let mut wrong = psql(&served, "disable", "SELECT 1");
     wrong.env("PGPASSWORD", "wrong");
@@ -215,7 +254,7 @@ fn sqlalchemy_reflection_on_every_series_and_driver() {
         }
         series.push(version[..3].to_string());
     }
-    for wanted in ["1.4", "2.0"] {
+    for wanted in ["1.4", "2.0", "2.1"] {
         assert!(
             series.iter().any(|s| s == wanted),
             "SQLAlchemy {wanted} not among {series:?}"
@@ -242,7 +281,7 @@ fn jdbc_metadata_and_prepared_statements() {
 async fn bi_tool_startup_sql_replays() {
     let (_dir, data) = sample_copy();
     let served = Served::start(&data, SERVER_CONFIG, &[]);
-    for tool in ["metabase", "grafana", "dbeaver", "superset"] {
+    for tool in ["metabase", "grafana", "dbeaver", "superset", "pgjdbc"] {
         let path = format!("tests/fixtures/bi/{tool}.sql");
         let text = std::fs::read_to_string(&path).unwrap();
         let statements: Vec<&str> = text

@@ -70,9 +70,12 @@ impl Client {
             Client::SqlAlchemySeries => {
                 let pythons = sqlalchemy_pythons();
                 if pythons.is_empty() {
-                    return Err("KPIDB_SQLALCHEMY_PYTHONS names no Python; make a virtualenv \
-                                from tests/clients/requirements-sqlalchemy14.txt and name its python there"
-                        .into());
+                    return Err(
+                        "KPIDB_SQLALCHEMY_PYTHONS names no Python; make a virtualenv \
+                                from each of tests/clients/requirements-sqlalchemy14.txt and \
+                                requirements-sqlalchemy21.txt and name their pythons there"
+                            .into(),
+                    );
                 }
                 for python in pythons {
                     runs(&python, &["-c", "import sqlalchemy, psycopg2"]).map_err(|e| {
