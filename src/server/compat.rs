@@ -206,23 +206,25 @@ pub fn field_access(statement: &mut Statement) {
     });
 }
 
-/// information_schema's constraint views, which DataFusion's information_schema
-/// lacks and kpidb keeps in pg_catalog ([`super::pg_keys`]).
-const CONSTRAINT_VIEWS: &[&str] = &[
+/// information_schema's views that DataFusion's information_schema lacks or shapes
+/// otherwise than PostgreSQL, which kpidb keeps in pg_catalog: the constraint views
+/// ([`super::pg_keys`]) and `columns` ([`super::information_schema`]).
+const REDIRECTED_VIEWS: &[&str] = &[
+    "columns",
     "table_constraints",
     "key_column_usage",
     "referential_constraints",
     "constraint_column_usage",
 ];
 
-/// `information_schema.table_constraints` (Metabase's field sync) and the other
-/// [`CONSTRAINT_VIEWS`] read from where kpidb keeps them.
+/// `information_schema.table_constraints` and `.columns` (Metabase's field sync) and
+/// the other [`REDIRECTED_VIEWS`] read from where kpidb keeps them.
 pub fn information_schema_views(statement: &mut Statement) {
     let _ = visit_relations_mut(statement, |name| {
         if let [schema, view] = name.0.as_mut_slice() {
             let is_view = |part: &ObjectNamePart| {
                 part.as_ident().is_some_and(|i| {
-                    CONSTRAINT_VIEWS.contains(&i.value.to_ascii_lowercase().as_str())
+                    REDIRECTED_VIEWS.contains(&i.value.to_ascii_lowercase().as_str())
                 })
             };
             let in_information_schema = schema
@@ -230,6 +232,33 @@ pub fn information_schema_views(statement: &mut Statement) {
                 .is_some_and(|i| i.value.eq_ignore_ascii_case("information_schema"));
             if in_information_schema && is_view(view) {
                 *schema = ObjectNamePart::Identifier(Ident::new("pg_catalog"));
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `CAST(x AS regclass)` of a computed name (Metabase's
+/// `format('%I.%I', schema, table)::regclass`): DataFusion casts regclass as an
+/// integer, so the name is looked up with [`super::to_regclass`] (an oid passes
+/// through). A literal name was already looked up by datafusion-pg-catalog.
+pub fn regclass_casts(statement: &mut Statement) {
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Cast {
+            expr: operand,
+            data_type,
+            ..
+        } = expr
+        {
+            let text = data_type.to_string().to_ascii_lowercase();
+            let regclass = text == "regclass" || text == "pg_catalog.regclass";
+            if regclass && !matches!(**operand, Expr::Value(_)) {
+                if let Ok(call) = Parser::new(&PostgreSqlDialect {})
+                    .try_with_sql(&format!("to_regclass({operand})"))
+                    .and_then(|mut parser| parser.parse_expr())
+                {
+                    *expr = call;
+                }
             }
         }
         ControlFlow::<()>::Continue(())
@@ -652,7 +681,8 @@ mod tests {
     #[test]
     fn information_schema_constraint_views_are_read_from_pg_catalog() {
         let sql = "SELECT 1 FROM \"information_schema\".\"table_constraints\" AS tc \
-                   JOIN information_schema.key_column_usage kc ON true JOIN information_schema.columns c ON true";
+                   JOIN information_schema.key_column_usage kc ON true JOIN information_schema.columns c ON true \
+                   JOIN information_schema.tables t ON true";
         let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
             .unwrap()
             .remove(0);
@@ -660,7 +690,20 @@ mod tests {
         assert_eq!(
             statement.to_string(),
             "SELECT 1 FROM pg_catalog.\"table_constraints\" AS tc \
-             JOIN pg_catalog.key_column_usage kc ON true JOIN information_schema.columns c ON true"
+             JOIN pg_catalog.key_column_usage kc ON true JOIN pg_catalog.columns c ON true JOIN information_schema.tables t ON true"
+        );
+    }
+
+    #[test]
+    fn computed_names_cast_to_regclass_are_looked_up() {
+        let sql = "SELECT CAST(CAST(format('%I.%I', s, t) AS REGCLASS) AS OID), 'pg_class'::regclass, a.attrelid::regclass FROM x";
+        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        regclass_casts(&mut statement);
+        assert_eq!(
+            statement.to_string(),
+            "SELECT CAST(to_regclass(format('%I.%I', s, t)) AS OID), 'pg_class'::REGCLASS, to_regclass(a.attrelid) FROM x"
         );
     }
 

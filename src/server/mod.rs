@@ -13,9 +13,9 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`reports`]: the report endpoints; the scheduler itself is [`crate::report::schedule`].
 //! - [`tls`]: certificate loading.
-//! - [`current_setting`], [`is_visible`], [`to_regtype`], [`version`]: PostgreSQL functions that
+//! - [`current_setting`], [`is_visible`], [`to_regtype`], [`to_regclass`], [`format`], [`privileges`], [`version`]: PostgreSQL functions that
 //!   drivers and BI tools call on connect; [`pg_proc`]: kpidb's functions in pg_catalog
-//!   (psql's `\df`); [`database`]: the database's name, `kpidb`; [`descriptions`]: tables' and columns' descriptions (`\d+`);
+//!   (psql's `\df`); [`database`]: the database's name, `kpidb`; [`information_schema`]: its `columns` as PostgreSQL shapes them; [`descriptions`]: tables' and columns' descriptions (`\d+`);
 //!   [`pg_keys`]: the data model's primary and foreign keys (pg_constraint, pg_index)
 //!   and descriptions (pg_description); [`overlay`]: pg_catalog with those tables
 //!   replaced; [`oids`]: the oids pg_catalog gives the warehouse's tables;
@@ -31,7 +31,9 @@ pub mod current_setting;
 pub mod database;
 pub mod descriptions;
 pub mod errors;
+pub mod format;
 pub mod http;
+pub mod information_schema;
 pub mod is_visible;
 pub mod json_build_object;
 pub mod like_escape;
@@ -44,8 +46,10 @@ pub mod pg;
 pub mod pg_keys;
 pub mod pg_proc;
 pub mod policy;
+pub mod privileges;
 pub mod reports;
 pub mod tls;
+pub mod to_regclass;
 pub mod to_regtype;
 pub mod version;
 
@@ -151,6 +155,12 @@ pub async fn start(
     pg_keys::install(&base, "datafusion", &oids).await?;
     current_setting::install_settings(&base, "datafusion").await?;
     database::install(&base, "datafusion").await?;
+    to_regclass::install(&base).await?;
+    information_schema::install(&base, "datafusion").await?;
+    base.register_udf(format::udf());
+    for udf in privileges::udfs() {
+        base.register_udf(udf);
+    }
     base.register_udf(current_setting::udf());
     base.register_udf(version::udf());
     base.register_udf(to_regtype::udf());

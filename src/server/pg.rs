@@ -681,8 +681,10 @@ impl Guard {
         super::compat::expand_arrays(&mut statement);
         super::compat::field_access(&mut statement);
         super::compat::information_schema_views(&mut statement);
-        super::compat::boolean_literals(&mut statement);
+        // Before regclass_casts, which would hide the sequence's NULL in a call.
         super::compat::serial_sequences(&mut statement);
+        super::compat::regclass_casts(&mut statement);
+        super::compat::boolean_literals(&mut statement);
         super::compat::outer_conditions(&mut statement);
         super::compat::aggregate_scalar_subqueries(&mut statement);
         let statement = DFStatement::Statement(Box::new(statement));

@@ -151,6 +151,47 @@ fn psql_lists_and_describes_tables_and_queries() {
     let expected = common::scalar(&data, "SELECT count(*) FROM dept_ranking(2023)");
     assert!(count.contains(&expected), "{count}");
 
+    // information_schema as PostgreSQL shapes it: type names, positions from 1, and
+    // the data model's keys (Metabase's field sync reads them there).
+    let columns = run_checked(
+        psql(
+            &served,
+            "disable",
+            "SELECT c.column_name, c.ordinal_position, c.data_type, c.udt_name, k.constraint_name \
+             FROM information_schema.columns c LEFT JOIN information_schema.key_column_usage k \
+             ON k.table_name = c.table_name AND k.column_name = c.column_name AND k.constraint_name LIKE '%_pkey' \
+             WHERE c.table_name = 'dept_scores' ORDER BY c.ordinal_position",
+        ),
+        "information_schema",
+    );
+    for (column, position, data_type, udt, key) in [
+        ("year", 1, "integer", "int4", "dept_scores_pkey"),
+        ("indicator_code", 3, "text", "text", "dept_scores_pkey"),
+        ("score", 4, "numeric", "numeric", ""),
+    ] {
+        assert!(
+            columns.lines().any(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                cells == [column, &position.to_string(), data_type, udt, key]
+            }),
+            "{column} {position} {data_type} {udt} {key}:\n{columns}"
+        );
+    }
+    // The server grants reading and nothing that writes (Metabase asks per table).
+    let privileges = run_checked(
+        psql(
+            &served,
+            "disable",
+            "SELECT has_table_privilege('public.dept_scores', 'select') AS r, \
+             has_table_privilege(current_user, 'public.dept_scores', 'delete') AS d, \
+             has_schema_privilege('public', 'CREATE') AS c",
+        ),
+        "privileges",
+    );
+    assert!(
+        privileges.lines().any(|l| l.replace(' ', "") == "t|f|f"),
+        "{privileges}"
+    );
     // Unaliased expressions are named as PostgreSQL names them: BI tools show these
     // names as headers, and ORDER BY may use them.
     let mut named = psql(
