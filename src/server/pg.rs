@@ -714,6 +714,22 @@ fn bare_show(statement: &Statement) -> Option<PgWireError> {
     }
 }
 
+/// `SHOW timezone`, one word as Metabase writes it, is answered from the session's
+/// setting, which datafusion-postgres holds only once a client has set it; the
+/// default, UTC (as `SHOW TIME ZONE` and `current_setting` say), is filled in first.
+fn default_timezone(statement: &Statement, client: &mut dyn HookClient) {
+    if let Statement::ShowVariable { variable } = statement {
+        if let [name] = variable.as_slice() {
+            if name.value.eq_ignore_ascii_case("timezone") {
+                client
+                    .metadata_mut()
+                    .entry("timezone".into())
+                    .or_insert_with(|| "UTC".into());
+            }
+        }
+    }
+}
+
 fn refused(message: String) -> PgWireError {
     user_error(&ClientError::new(Code::ReadOnly, message))
 }
@@ -729,6 +745,7 @@ impl QueryHook for Guard {
         if let Some(e) = bare_show(statement) {
             return Some(Err(e));
         }
+        default_timezone(statement, client);
         match policy::classify(statement) {
             Verdict::Refuse(message) => Some(Err(refused(message))),
             Verdict::Ignore(tag) => Some(Ok(Response::Execution(Tag::new(tag)))),
@@ -782,8 +799,9 @@ impl QueryHook for Guard {
         _plan: &LogicalPlan,
         _params: &ParamValues,
         _session: &SessionContext,
-        _client: &mut dyn HookClient,
+        client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
+        default_timezone(statement, client);
         match policy::classify(statement) {
             Verdict::Refuse(message) => Some(Err(refused(message))),
             Verdict::Ignore(tag) => Some(Ok(Response::Execution(Tag::new(tag)))),

@@ -177,6 +177,9 @@ fn psql_lists_and_describes_tables_and_queries() {
             "{column} {position} {data_type} {udt} {key}:\n{columns}"
         );
     }
+    // `show timezone;`, as Metabase asks it, says the session's zone.
+    let zone = run_checked(psql(&served, "disable", "show timezone;"), "show timezone");
+    assert!(zone.lines().any(|l| l.trim() == "UTC"), "{zone}");
     // The server grants reading and nothing that writes (Metabase asks per table).
     let privileges = run_checked(
         psql(
@@ -342,7 +345,10 @@ async fn bi_tool_startup_sql_replays() {
                 .await
                 .unwrap_or_else(|e| panic!("{tool}: {sql}\n→ {}", describe(&e)));
             let lower = sql.to_ascii_lowercase();
-            if lower.starts_with("select") || lower.starts_with("with") {
+            if ["select", "with", "show"]
+                .iter()
+                .any(|k| lower.starts_with(k))
+            {
                 client
                     .query(sql, &[])
                     .await
