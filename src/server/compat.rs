@@ -84,10 +84,7 @@ pub fn like_escapes(statement: &mut Statement) {
             if let Some(escape @ Value::SingleQuotedString(text)) = &escape {
                 if text != "\\" {
                     let call = format!("{}({pattern}, {escape})", super::like_escape::NAME);
-                    if let Ok(rewritten) = Parser::new(&PostgreSqlDialect {})
-                        .try_with_sql(&call)
-                        .and_then(|mut parser| parser.parse_expr())
-                    {
+                    if let Some(rewritten) = parsed(&call) {
                         **pattern = rewritten;
                         *escape_char = None;
                     }
@@ -165,10 +162,7 @@ fn rewrite_calls(
             return ControlFlow::Continue(());
         };
         if let (true, Some(text)) = (named, text(&list.args)) {
-            if let Ok(rewritten) = Parser::new(&PostgreSqlDialect {})
-                .try_with_sql(&text)
-                .and_then(|mut parser| parser.parse_expr())
-            {
+            if let Some(rewritten) = parsed(&text) {
                 *expr = rewritten;
             }
         }
@@ -192,10 +186,7 @@ pub fn field_access(statement: &mut Statement) {
             };
             for access in access_chain.iter_mut().skip(column_parts) {
                 if let AccessExpr::Dot(Expr::Identifier(field)) = access {
-                    let name = match field.quote_style {
-                        Some(_) => field.value.clone(),
-                        None => field.value.to_lowercase(),
-                    };
+                    let name = super::output_names::ident_name(field);
                     *access = AccessExpr::Subscript(Subscript::Index {
                         index: Expr::Value(Value::SingleQuotedString(name).with_empty_span()),
                     });
@@ -253,10 +244,7 @@ pub fn regclass_casts(statement: &mut Statement) {
             let text = data_type.to_string().to_ascii_lowercase();
             let regclass = text == "regclass" || text == "pg_catalog.regclass";
             if regclass && !matches!(**operand, Expr::Value(_)) {
-                if let Ok(call) = Parser::new(&PostgreSqlDialect {})
-                    .try_with_sql(&format!("to_regclass({operand})"))
-                    .and_then(|mut parser| parser.parse_expr())
-                {
+                if let Some(call) = parsed(&format!("to_regclass({operand})")) {
                     *expr = call;
                 }
             }
@@ -332,16 +320,12 @@ pub fn serial_sequences(statement: &mut Statement) {
             }
             Expr::Subquery(query) => {
                 if let SetExpr::Select(select) = query.body.as_ref() {
-                    let counts = select
-                        .projection
-                        .iter()
-                        .any(|item| item.to_string().to_ascii_lowercase().contains("count("));
                     let never = select
                         .selection
                         .clone()
                         .is_some_and(|filter| conjuncts(filter).iter().any(compares_with_null));
                     if never
-                        && !counts
+                        && !counts(&select.projection)
                         && select.group_by == GroupByExpr::Expressions(vec![], vec![])
                     {
                         *expr = Expr::Value(Value::Null.with_empty_span());
@@ -395,14 +379,10 @@ pub fn outer_conditions(statement: &mut Statement) {
         let SetExpr::Select(select) = query.body.as_mut() else {
             return ControlFlow::Continue(());
         };
-        let counts = select
-            .projection
-            .first()
-            .is_some_and(|item| item.to_string().to_ascii_lowercase().contains("count("));
         let Some(filter) = select.selection.take() else {
             return ControlFlow::Continue(());
         };
-        if select.projection.len() != 1 || counts {
+        if select.projection.len() != 1 || counts(&select.projection) {
             select.selection = Some(filter);
             return ControlFlow::Continue(());
         }
@@ -577,6 +557,22 @@ fn wrap_in_max(item: &mut SelectItem) {
     wrap_in(item, "max");
 }
 
+/// `text` parsed as one PostgreSQL expression (the rewrites write their output as SQL).
+fn parsed(text: &str) -> Option<Expr> {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(text)
+        .and_then(|mut parser| parser.parse_expr())
+        .ok()
+}
+
+/// Whether a subquery's SELECT list counts, so that its empty answer is 0, not NULL:
+/// the rewrites that answer an empty subquery with NULL leave it alone.
+fn counts(projection: &[SelectItem]) -> bool {
+    projection
+        .iter()
+        .any(|item| item.to_string().to_ascii_lowercase().contains("count("))
+}
+
 /// `item`'s expression as the argument of the aggregate `function`.
 fn wrap_in(item: &mut SelectItem, function: &str) {
     let (expr, alias) = match item {
@@ -584,11 +580,7 @@ fn wrap_in(item: &mut SelectItem, function: &str) {
         SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.clone())),
         _ => return,
     };
-    let text = expr.to_string();
-    let Ok(wrapped) = Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(&format!("{function}({text})"))
-        .and_then(|mut parser| parser.parse_expr())
-    else {
+    let Some(wrapped) = parsed(&format!("{function}({expr})")) else {
         return;
     };
     *item = match alias {

@@ -191,7 +191,7 @@ fn type_name(data_type: &DataType) -> String {
 
 /// An identifier as a name: folded to lower case unless quoted, as both PostgreSQL
 /// and DataFusion do.
-fn ident_name(ident: &Ident) -> String {
+pub fn ident_name(ident: &Ident) -> String {
     match ident.quote_style {
         Some(_) => ident.value.clone(),
         None => ident.value.to_lowercase(),

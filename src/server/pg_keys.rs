@@ -422,13 +422,12 @@ fn standard_views(
             let rows = rows.remove(view).unwrap_or_default();
             let arrays = columns.iter().enumerate().map(|(i, column)| {
                 let values = rows.iter().map(|row| row[i].clone());
-                let array: ArrayRef =
-                    match column.ends_with("position") || column.ends_with("_constraint") {
-                        true => Arc::new(Int32Array::from_iter(
-                            values.map(|v| v.and_then(|v| v.parse::<i32>().ok())),
-                        )),
-                        false => Arc::new(StringArray::from_iter(values)),
-                    };
+                let array: ArrayRef = match INTEGER_COLUMNS.contains(column) {
+                    true => Arc::new(Int32Array::from_iter(
+                        values.map(|v| v.and_then(|v| v.parse::<i32>().ok())),
+                    )),
+                    false => Arc::new(StringArray::from_iter(values)),
+                };
                 (column.to_string(), array)
             });
             let batch = RecordBatch::try_from_iter(arrays)?;
@@ -437,6 +436,9 @@ fn standard_views(
         })
         .collect()
 }
+
+/// The views' integer columns; the others are text.
+const INTEGER_COLUMNS: &[&str] = &["ordinal_position", "position_in_unique_constraint"];
 
 /// information_schema's columns naming a constraint, and a table.
 const NAME_COLUMNS: &[&str] = &["constraint_catalog", "constraint_schema", "constraint_name"];
