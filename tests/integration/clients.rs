@@ -261,6 +261,25 @@ fn python_psycopg_sqlalchemy_pandas() {
     assert!(out.contains("all python checks passed"), "{out}");
 }
 
+/// Apache Superset from PyPI, set up from nothing and driven through its REST API
+/// (tests/clients/check_superset.py): the database tested and added, tables listed and
+/// described, datasets on a table and on `dept_ranking(2023)`, charts from both and
+/// SQL Lab with and without a template, each answer held to kpidb's own.
+#[test]
+fn superset_datasets_charts_and_sql_lab() {
+    if !optional::available(Client::Superset) {
+        return;
+    }
+    let python = optional::superset_python().expect("probed");
+    let (_dir, data) = sample_copy();
+    let served = Served::start(&data, SERVER_CONFIG, &[]);
+    let mut cmd = Command::new(&python);
+    cmd.arg("tests/clients/check_superset.py")
+        .envs(client_env(&served, &data));
+    let out = run_checked(cmd, "superset");
+    assert!(out.contains("all superset checks passed"), "{out}");
+}
+
 /// SQLAlchemy's whole reflection (tests/clients/check_reflection.py) on each series
 /// installed (KPIDB_PYTHON's and KPIDB_SQLALCHEMY_PYTHONS'), over psycopg2 and, from
 /// 2.0 on, psycopg 3: keys, references and descriptions as the data model has them.

@@ -19,15 +19,19 @@ pub enum Client {
     SqlAlchemySeries,
     PythonDuckdb,
     Jdbc,
+    /// A Python with Apache Superset installed (tests/clients/requirements-superset.txt):
+    /// `KPIDB_SUPERSET_PYTHON`.
+    Superset,
 }
 
 impl Client {
-    pub const ALL: [Client; 5] = [
+    pub const ALL: [Client; 6] = [
         Client::Psql,
         Client::PythonBi,
         Client::SqlAlchemySeries,
         Client::PythonDuckdb,
         Client::Jdbc,
+        Client::Superset,
     ];
 
     /// The tests that need this client.
@@ -48,6 +52,7 @@ impl Client {
                 &["compare::every_engine_agrees_on_every_question_at_city_size"]
             }
             Client::Jdbc => &["clients::jdbc_metadata_and_prepared_statements"],
+            Client::Superset => &["clients::superset_datasets_charts_and_sql_lab"],
         }
     }
 
@@ -105,6 +110,17 @@ impl Client {
                     ))
                 }
             }
+            Client::Superset => match superset_python() {
+                None => Err(
+                    "KPIDB_SUPERSET_PYTHON names no Python; make a virtualenv from \
+                             tests/clients/requirements-superset.txt and name its python there"
+                        .into(),
+                ),
+                Some(python) => runs(&python, &["-c", "import superset, psycopg2, requests"])
+                    .map_err(|e| {
+                        format!("{python} cannot import superset, psycopg2 and requests ({e})")
+                    }),
+            },
         }
     }
 }
@@ -121,6 +137,13 @@ pub fn sqlalchemy_pythons() -> Vec<String> {
         .split_whitespace()
         .map(String::from)
         .collect()
+}
+
+/// The Python of `KPIDB_SUPERSET_PYTHON`, if it names one.
+pub fn superset_python() -> Option<String> {
+    std::env::var("KPIDB_SUPERSET_PYTHON")
+        .ok()
+        .filter(|p| !p.trim().is_empty())
 }
 
 pub fn jdbc_jar() -> String {
