@@ -11,10 +11,13 @@
 //! - [`codec`]: how tables and configured functions cross the wire.
 //! - [`scan`]: a snapshot's file list as a table the scheduler can plan.
 //! - [`planner`]: which plans go to the cluster and which stay local.
+//! - [`lost`]: an executor lost mid-job fails the job, never answers wrong, and the
+//!   client runs it again.
 //! - [`process`]: the `kpidb scheduler` and `kpidb executor` processes, and an
 //!   in-process cluster.
 
 pub mod codec;
+pub mod lost;
 pub mod planner;
 pub mod process;
 pub mod scan;

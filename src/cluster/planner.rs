@@ -74,7 +74,8 @@ impl QueryPlanner for ClusterPlanner {
         state: &dyn Session,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         if runs_on_cluster(plan) {
-            self.remote.create_physical_plan(plan, state).await
+            let job = self.remote.create_physical_plan(plan, state).await?;
+            Ok(super::lost::RunAgain::around(job))
         } else {
             self.local.create_physical_plan(plan, state).await
         }

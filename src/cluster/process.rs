@@ -14,7 +14,7 @@ use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 
-use super::{codec, worker_state, ClusterUrl};
+use super::{codec, lost, worker_state, ClusterUrl};
 use crate::functions::FunctionOptions;
 use crate::{Error, Result};
 
@@ -73,9 +73,14 @@ pub async fn run_scheduler(
     config.no_executors_grace_period_seconds = config.executor_timeout_seconds;
     config.override_logical_codec = Some(Arc::new(codec::LogicalCodec::default()));
     config.override_physical_codec = Some(Arc::new(codec::PhysicalCodec::default()));
+    config.stage_max_failures = lost::STAGE_MAX_FAILURES;
     let cluster = BallistaCluster::new_from_config(&config)
         .await
         .map_err(ballista)?;
+    let cluster = BallistaCluster::new(
+        cluster.cluster_state(),
+        Arc::new(lost::RerunGuard::new(cluster.job_state())),
+    );
     let scheduler =
         create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(config))
             .await
