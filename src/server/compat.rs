@@ -19,8 +19,9 @@ use std::collections::HashSet;
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, visit_relations_mut, AccessExpr, BinaryOperator, CaseWhen, Expr,
-    FunctionArg, FunctionArguments, GroupByExpr, Ident, ObjectNamePart, SelectItem, SetExpr,
-    Statement, Subscript, TableFactor, TableWithJoins, Value,
+    FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, LambdaFunction,
+    LambdaFunctionParameter, LambdaSyntax, ObjectNamePart, OneOrManyWithParens, Query, SelectItem,
+    SetExpr, Statement, Subscript, TableFactor, TableWithJoins, Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -100,6 +101,10 @@ pub fn array_subqueries(statement: &mut Statement) {
         if let Expr::Function(function) = expr {
             let is_array = function.name.to_string().eq_ignore_ascii_case("array");
             if let (true, FunctionArguments::Subquery(query)) = (is_array, &function.args) {
+                if let Some(transform) = element_transform(query) {
+                    *expr = transform;
+                    return ControlFlow::<()>::Continue(());
+                }
                 let mut query = query.clone();
                 if let SetExpr::Select(select) = query.body.as_mut() {
                     if select.projection.len() == 1 {
@@ -111,6 +116,88 @@ pub fn array_subqueries(statement: &mut Statement) {
         }
         ControlFlow::<()>::Continue(())
     });
+}
+
+/// `array(SELECT e FROM unnest(a) x)`, an array made from each element `x` of an array
+/// that usually belongs to the outer row (psql's `\d+` reads
+/// `array(select 'toast.' || x from unnest(tc.reloptions) x)`): DataFusion cannot
+/// decorrelate an unnest of an outer column, so it becomes `array_transform(a, x -> e)`,
+/// the same elements in the same order. Only the plain form is taken: one unnest, no
+/// WHERE, grouping, ordering or limit.
+fn element_transform(query: &Query) -> Option<Expr> {
+    if query.order_by.is_some() || query.limit_clause.is_some() || query.with.is_some() {
+        return None;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let plain = select.selection.is_none()
+        && select.having.is_none()
+        && select.distinct.is_none()
+        && matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
+    let ([from], [item], true) = (select.from.as_slice(), select.projection.as_slice(), plain)
+    else {
+        return None;
+    };
+    if !from.joins.is_empty() {
+        return None;
+    }
+    let (array, alias) = match &from.relation {
+        TableFactor::UNNEST {
+            alias,
+            array_exprs,
+            with_offset: false,
+            with_ordinality: false,
+            ..
+        } => match array_exprs.as_slice() {
+            [array] => (array.clone(), alias.as_ref()?),
+            _ => return None,
+        },
+        TableFactor::Table {
+            name,
+            args: Some(args),
+            alias,
+            with_ordinality: false,
+            ..
+        } if name
+            .0
+            .last()
+            .is_some_and(|p| p.to_string().eq_ignore_ascii_case("unnest")) =>
+        {
+            match args.args.as_slice() {
+                [FunctionArg::Unnamed(FunctionArgExpr::Expr(array))] => {
+                    (array.clone(), alias.as_ref()?)
+                }
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    // `unnest(a) x` names the column x; `unnest(a) AS t(x)` names it x too.
+    let element = match alias.columns.as_slice() {
+        [] => alias.name.clone(),
+        [column] => column.name.clone(),
+        _ => return None,
+    };
+    let body = match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
+        _ => return None,
+    };
+    let mut call = parsed(&format!("array_transform({array}, NULL)"))?;
+    if let Expr::Function(function) = &mut call {
+        if let FunctionArguments::List(list) = &mut function.args {
+            list.args[1] =
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Lambda(LambdaFunction {
+                    params: OneOrManyWithParens::One(LambdaFunctionParameter {
+                        name: element,
+                        data_type: None,
+                    }),
+                    body: Box::new(body),
+                    syntax: LambdaSyntax::Arrow,
+                })));
+        }
+    }
+    Some(call)
 }
 
 /// `generate_subscripts(a, dim)` (SQLAlchemy numbers index and key columns with it
@@ -746,15 +833,45 @@ mod tests {
 
     #[test]
     fn array_subqueries_become_array_agg() {
-        let sql = "SELECT array_to_string(c.reloptions || array(select 'toast.' || x from unnest(t.reloptions) x), ', ') FROM c";
+        let sql =
+            "SELECT array(SELECT attname FROM pg_attribute a WHERE a.attrelid = c.oid) FROM c";
         let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
             .unwrap()
             .remove(0);
         array_subqueries(&mut statement);
         let text = statement.to_string();
         assert!(
-            text.contains("(SELECT array_agg('toast.' || x) FROM"),
+            text.contains("(SELECT array_agg(attname) FROM pg_attribute"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn arrays_of_unnested_elements_become_array_transform() {
+        for (from, element) in [
+            ("pg_catalog.unnest(t.reloptions) x", "x"),
+            ("unnest(t.reloptions) x", "x"),
+            ("unnest(t.reloptions) AS u(x)", "x"),
+        ] {
+            let sql = format!(
+                "SELECT array_to_string(c.reloptions || array(select 'toast.' || {element} from {from}), ', ') FROM c"
+            );
+            let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
+                .unwrap()
+                .remove(0);
+            array_subqueries(&mut statement);
+            let text = statement.to_string();
+            assert!(
+                text.contains("array_transform(t.reloptions, x -> 'toast.' || x)"),
+                "{from}: {text}"
+            );
+        }
+        // With a filter it stays a subquery.
+        let sql = "SELECT array(select x from unnest(t.o) x WHERE x > 1) FROM c";
+        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        array_subqueries(&mut statement);
+        assert!(statement.to_string().contains("array_agg(x)"));
     }
 }

@@ -3,7 +3,6 @@
 //! server answers with the values its PostgreSQL front end announces, and
 //! pg_catalog.pg_settings lists the same ([`install_settings`]).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::functions::numeric::columnar;
@@ -11,9 +10,7 @@ use datafusion::arrow::array::{new_null_array, Array, ArrayRef, AsArray, StringA
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::catalog::TableProvider;
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
-use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -65,13 +62,8 @@ pub async fn install_settings(ctx: &SessionContext, catalog: &str) -> Result<()>
             }
         })
         .collect();
-    let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    let table = MemTable::try_new(schema, vec![vec![batch]])?;
-    super::overlay::replace(
-        ctx,
-        catalog,
-        HashMap::from([("pg_settings", Arc::new(table) as Arc<dyn TableProvider>)]),
-    )
+    let batch = RecordBatch::try_new(schema, columns)?;
+    super::overlay::replace_with_rows(ctx, catalog, "pg_settings", batch)
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]

@@ -15,7 +15,7 @@
 //! - [`tls`]: certificate loading.
 //! - [`current_setting`], [`is_visible`], [`to_regtype`], [`to_regclass`], [`format`], [`privileges`], [`version`]: PostgreSQL functions that
 //!   drivers and BI tools call on connect; [`pg_proc`]: kpidb's functions in pg_catalog
-//!   (psql's `\df`); [`database`]: the database's name, `kpidb`; [`information_schema`]: its `columns` as PostgreSQL shapes them; [`descriptions`]: tables' and columns' descriptions (`\d+`);
+//!   (psql's `\df`); [`database`]: the database's name, `kpidb`; [`roles`]: pg_roles and the connected user; [`information_schema`]: its `columns` as PostgreSQL shapes them; [`descriptions`]: tables' and columns' descriptions (`\d+`);
 //!   [`pg_keys`]: the data model's primary and foreign keys (pg_constraint, pg_index)
 //!   and descriptions (pg_description); [`overlay`]: pg_catalog with those tables
 //!   replaced; [`oids`]: the oids pg_catalog gives the warehouse's tables;
@@ -48,6 +48,7 @@ pub mod pg_proc;
 pub mod policy;
 pub mod privileges;
 pub mod reports;
+pub mod roles;
 pub mod tls;
 pub mod to_regclass;
 pub mod to_regtype;
@@ -155,6 +156,8 @@ pub async fn start(
     pg_keys::install(&base, "datafusion", &oids).await?;
     current_setting::install_settings(&base, "datafusion").await?;
     database::install(&base, "datafusion").await?;
+    let users: Vec<String> = settings.users.iter().map(|u| u.name.clone()).collect();
+    roles::install(&base, "datafusion", &users).await?;
     to_regclass::install(&base).await?;
     information_schema::install(&base, "datafusion").await?;
     base.register_udf(format::udf());

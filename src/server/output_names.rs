@@ -10,12 +10,17 @@
 //! `EXISTS (…)` is `exists`, and anything else `?column?`.
 //!
 //! Each unaliased expression of every SELECT is given that name as an alias, except
-//! where the alias could change what the query means or make it fail on DataFusion:
-//! when two output columns would share a name (PostgreSQL allows it, DataFusion does
-//! not), when the projection has a wildcard (its names are not known here), and when
-//! the name appears in HAVING (where DataFusion, unlike PostgreSQL, reads aliases).
+//! where the alias could change what the query means: when the projection has a
+//! wildcard (its names are not known here), and when the name appears in HAVING
+//! (where DataFusion, unlike PostgreSQL, reads aliases).
+//!
+//! PostgreSQL lets two output columns share a name (`SELECT count(*), count(*)`,
+//! `SELECT current_database(), current_catalog`); DataFusion refuses it. Every column
+//! after the first of a name is given that name with [`REPEAT_MARK`] and its position
+//! appended, which no query can mention, and the front end shows names up to the mark
+//! ([`shown`]), so the client sees PostgreSQL's names, repeats included.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
@@ -39,6 +44,15 @@ impl VisitorMut for Namer {
     }
 }
 
+/// Marks a repeated output name: `count` + mark + position. A control character, so
+/// no SQL a client writes can name it.
+pub const REPEAT_MARK: char = '\u{1f}';
+
+/// The name a client is shown for an output column: up to the [`REPEAT_MARK`].
+pub fn shown(name: &str) -> &str {
+    name.split(REPEAT_MARK).next().unwrap_or(name)
+}
+
 fn name_projection(select: &mut Select) {
     if select.projection.iter().any(|item| {
         matches!(
@@ -48,14 +62,19 @@ fn name_projection(select: &mut Select) {
     }) {
         return;
     }
-    // The name each item has now (None: DataFusion's own, which never clashes
-    // with PostgreSQL's), and the name it would get.
-    let names: Vec<(Option<String>, Option<String>)> = select
-        .projection
-        .iter()
-        .map(|item| match item {
+    let in_having = select.having.as_ref().map(identifiers).unwrap_or_default();
+    let mut seen: HashSet<String> = HashSet::new();
+    for (position, item) in select.projection.iter_mut().enumerate() {
+        // The name the item has now (None: DataFusion's own), and the one it would get.
+        let (current, proposed) = match &*item {
             SelectItem::ExprWithAlias { alias, .. } => (Some(ident_name(alias)), None),
             SelectItem::UnnamedExpr(expr) => match unwrapped(expr) {
+                // `user` and `current_role` become the user's name, so they are named.
+                Expr::Identifier(ident)
+                    if ident.quote_style.is_none() && super::roles::is_register(&ident.value) =>
+                {
+                    (None, name(expr).0)
+                }
                 Expr::Identifier(_) | Expr::CompoundIdentifier(_) => (name(expr).0, None),
                 _ => (
                     None,
@@ -63,25 +82,29 @@ fn name_projection(select: &mut Select) {
                 ),
             },
             _ => (None, None),
-        })
-        .collect();
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for (current, proposed) in &names {
-        if let Some(n) = current.as_deref().or(proposed.as_deref()) {
-            *counts.entry(n).or_default() += 1;
-        }
-    }
-    let in_having = select.having.as_ref().map(identifiers).unwrap_or_default();
-    for (item, (_, proposed)) in select.projection.iter_mut().zip(&names) {
-        let Some(proposed) = proposed else { continue };
-        if counts[proposed.as_str()] > 1 || in_having.contains(proposed) {
+        };
+        let proposed = proposed.filter(|p| !in_having.contains(p));
+        let Some(shown) = proposed.clone().or(current) else {
             continue;
-        }
-        if let SelectItem::UnnamedExpr(expr) = item {
-            *item = SelectItem::ExprWithAlias {
-                expr: expr.clone(),
-                alias: Ident::with_quote('"', proposed.clone()),
-            };
+        };
+        let alias = if seen.insert(shown.clone()) {
+            match proposed {
+                Some(proposed) => proposed,
+                None => continue,
+            }
+        } else {
+            format!("{shown}{REPEAT_MARK}{position}")
+        };
+        let alias = Ident::with_quote('"', alias);
+        match item {
+            SelectItem::UnnamedExpr(expr) => {
+                *item = SelectItem::ExprWithAlias {
+                    expr: expr.clone(),
+                    alias,
+                };
+            }
+            SelectItem::ExprWithAlias { alias: old, .. } => *old = alias,
+            _ => {}
         }
     }
 }
@@ -248,12 +271,8 @@ mod tests {
     }
 
     #[test]
-    fn names_that_would_clash_or_change_the_meaning_stay_as_they_are() {
-        // Two columns named count; a wildcard; a name HAVING mentions.
-        assert_eq!(
-            named("SELECT count(*), count(x), max(y) AS m FROM d"),
-            "SELECT count(*), count(x), max(y) AS m FROM d"
-        );
+    fn names_that_would_change_the_meaning_stay_as_they_are() {
+        // A wildcard; a name HAVING mentions.
         assert_eq!(
             named("SELECT *, count(*) FROM d"),
             "SELECT *, count(*) FROM d"
@@ -262,9 +281,23 @@ mod tests {
             named("SELECT sum(x) FROM d GROUP BY k HAVING sum > 1"),
             "SELECT sum(x) FROM d GROUP BY k HAVING sum > 1"
         );
+    }
+
+    #[test]
+    fn repeated_names_are_marked_and_shown_as_postgresql_shows_them() {
+        let mark = REPEAT_MARK;
+        assert_eq!(
+            named("SELECT count(*), count(x), max(y) AS m, 1 AS m, k, k FROM d"),
+            format!(
+                "SELECT count(*) AS \"count\", count(x) AS \"count{mark}1\", max(y) AS m, \
+                 1 AS \"m{mark}3\", k, k AS \"k{mark}5\" FROM d"
+            )
+        );
         assert_eq!(
             named("SELECT count, count(*) FROM d GROUP BY count"),
-            "SELECT count, count(*) FROM d GROUP BY count"
+            format!("SELECT count, count(*) AS \"count{mark}1\" FROM d GROUP BY count")
         );
+        assert_eq!(shown(&format!("count{mark}1")), "count");
+        assert_eq!(shown("count"), "count");
     }
 }

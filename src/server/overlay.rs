@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::{exec_err, Result, ScalarValue};
 use datafusion::datasource::provider_as_source;
+use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{cast, lit, Expr, LogicalPlanBuilder};
 use datafusion::prelude::SessionContext;
 
@@ -28,6 +30,21 @@ pub fn replace(
     };
     catalog.register_schema("pg_catalog", Arc::new(Overlay { inner, tables }))?;
     Ok(())
+}
+
+/// Replaces one table of `catalog`'s pg_catalog with the rows of `batch`.
+pub fn replace_with_rows(
+    ctx: &SessionContext,
+    catalog: &str,
+    name: &'static str,
+    batch: RecordBatch,
+) -> Result<()> {
+    let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+    replace(
+        ctx,
+        catalog,
+        HashMap::from([(name, Arc::new(table) as Arc<dyn TableProvider>)]),
+    )
 }
 
 /// The table `name` of pg_catalog as it stands now.

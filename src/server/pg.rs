@@ -19,7 +19,7 @@ use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{Declare, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
@@ -37,10 +37,11 @@ use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, Response, Tag};
-use pgwire::api::stmt::QueryParser;
+use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::ClientPortalStore;
 use pgwire::api::Type;
+use pgwire::api::METADATA_USER;
 use pgwire::api::{
     ClientInfo, ConnectionManager, ErrorHandler, PgWireConnectionState, PgWireServerHandlers,
 };
@@ -289,10 +290,14 @@ fn panicked(sql: &str, panic: Box<dyn std::any::Any + Send>) -> PgWireError {
     )))
 }
 
-/// Rows streamed after the handler returned are guarded too.
+/// Rows streamed after the handler returned are guarded too; columns are described
+/// by the names clients are shown ([`shown_fields`]).
 fn guard_rows(response: Response, sql: &str) -> Response {
     match response {
         Response::Query(mut query) => {
+            if let Some(fields) = shown_fields(&query.row_schema) {
+                query.row_schema = Arc::new(fields);
+            }
             let rows = std::mem::replace(&mut query.data_rows, Box::pin(futures::stream::empty()));
             let sql = sql.to_string();
             query.data_rows = Box::pin(
@@ -406,7 +411,7 @@ impl Service {
         let plan = match statement {
             Some(statement) => {
                 let bound = super::bound::bind(statement, &params).map_err(api)?;
-                self.guard.plan(&bound, &self.session).await?
+                self.guard.plan(&bound, &self.session, client).await?
             }
             None => described
                 .clone()
@@ -432,6 +437,28 @@ impl Service {
             .await
             .map(Response::Query)
     }
+}
+
+/// The fields as clients are shown them, repeated names marked by
+/// [`super::output_names`] shown bare; `None` when no name is marked.
+fn shown_fields(fields: &[FieldInfo]) -> Option<Vec<FieldInfo>> {
+    let marked = |f: &FieldInfo| f.name().contains(super::output_names::REPEAT_MARK);
+    if !fields.iter().any(marked) {
+        return None;
+    }
+    let bare = |f: &FieldInfo| {
+        FieldInfo::new(
+            super::output_names::shown(f.name()).to_string(),
+            f.table_id(),
+            f.column_id(),
+            f.datatype().clone(),
+            f.format(),
+        )
+        .with_format_options(f.format_options().clone())
+        .with_type_size(f.type_size())
+        .with_type_modifier(f.type_modifier())
+    };
+    Some(fields.iter().map(bare).collect())
 }
 
 /// The portal's parameter values, each `$n` read as the type the plan gives `$n`, or
@@ -498,7 +525,8 @@ impl QueryParser for ShapedParser {
         statement: &Self::Statement,
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        self.inner.get_result_schema(statement, column_format)
+        let fields = self.inner.get_result_schema(statement, column_format)?;
+        Ok(shown_fields(&fields).unwrap_or(fields))
     }
 }
 
@@ -672,9 +700,12 @@ impl Guard {
         &self,
         statement: &Statement,
         session: &SessionContext,
+        client: &(impl ClientInfo + ?Sized),
     ) -> PgWireResult<LogicalPlan> {
         let mut statement = statement.clone();
         super::output_names::name_outputs(&mut statement);
+        let user = client.metadata().get(METADATA_USER).map(String::as_str);
+        super::roles::connected_user(&mut statement, user.unwrap_or_default());
         super::compat::array_subqueries(&mut statement);
         super::compat::like_escapes(&mut statement);
         super::compat::subscripts(&mut statement);
@@ -691,6 +722,52 @@ impl Guard {
         plan_query(session, statement, self.limits.timeout)
             .await
             .map_err(|e| user_error(&ClientError::from_datafusion(&e)))
+    }
+}
+
+impl Guard {
+    /// `DECLARE name CURSOR FOR query`: the query is planned like any other (the
+    /// rewrites, the time limit, bound parameters, table functions' `$n` included)
+    /// and its rows kept in a portal of the connection, which datafusion-postgres's
+    /// FETCH and CLOSE read. psycopg's and SQLAlchemy's server-side cursors declare
+    /// them with parameters over the extended protocol.
+    async fn declare(
+        &self,
+        declares: &[Declare],
+        params: &ParamValues,
+        session: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> PgWireResult<Response> {
+        let api = |e: DataFusionError| user_error(&ClientError::from_datafusion(&e));
+        for declare in declares {
+            let (Some(name), Some(query)) = (declare.names.first(), &declare.for_query) else {
+                return Err(user_error(&ClientError::new(
+                    Code::SyntaxError,
+                    "DECLARE needs a cursor name and FOR a query",
+                )));
+            };
+            let statement = Statement::Query(query.clone());
+            let bound = super::bound::bind(&statement, params).map_err(api)?;
+            let plan = self.plan(&bound, session, &*client).await?;
+            let plan = plan.replace_params_with_values(params).map_err(api)?;
+            let frame = session
+                .execute_logical_plan(plan.clone())
+                .await
+                .map_err(api)?;
+            let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+            let rows = encode_dataframe(frame, &Format::UnifiedText, Some(options)).await?;
+            // The plan goes with it, so that a Describe of the portal (psycopg asks)
+            // gives the cursor's columns.
+            let stored = Arc::new(StoredStatement::new(
+                name.value.clone(),
+                (query.to_string(), Some((bound, plan))),
+                vec![],
+            ));
+            let portal = Portal::new_cursor(name.value.clone(), stored);
+            portal.start(rows).await;
+            client.portal_store().put_portal(Arc::new(portal));
+        }
+        Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
     }
 }
 
@@ -749,9 +826,15 @@ impl QueryHook for Guard {
         match policy::classify(statement) {
             Verdict::Refuse(message) => Some(Err(refused(message))),
             Verdict::Ignore(tag) => Some(Ok(Response::Execution(Tag::new(tag)))),
-            Verdict::Session => None,
+            Verdict::Session => match statement {
+                Statement::Declare { stmts } => {
+                    let none = ParamValues::List(vec![]);
+                    Some(self.declare(stmts, &none, session, client).await)
+                }
+                _ => None,
+            },
             Verdict::Query => {
-                let plan = match self.plan(statement, session).await {
+                let plan = match self.plan(statement, session, &*client).await {
                     Ok(plan) => plan,
                     Err(e) => return Some(Err(e)),
                 };
@@ -773,7 +856,7 @@ impl QueryHook for Guard {
         &self,
         statement: &Statement,
         session: &SessionContext,
-        _client: &(dyn ClientInfo + Send + Sync),
+        client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
         if let Some(e) = bare_show(statement) {
             return Some(Err(e));
@@ -785,9 +868,10 @@ impl QueryHook for Guard {
             Verdict::Query => {
                 let slots = super::bound::slots(statement);
                 if slots.is_empty() {
-                    return Some(self.plan(statement, session).await);
+                    return Some(self.plan(statement, session, client).await);
                 }
-                let plan = |sample: Statement| async move { self.plan(&sample, session).await };
+                let plan =
+                    |sample: Statement| async move { self.plan(&sample, session, client).await };
                 Some(super::bound::describe(statement, &slots, plan).await)
             }
         }
@@ -797,14 +881,20 @@ impl QueryHook for Guard {
         &self,
         statement: &Statement,
         _plan: &LogicalPlan,
-        _params: &ParamValues,
-        _session: &SessionContext,
+        params: &ParamValues,
+        session: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
         default_timezone(statement, client);
         match policy::classify(statement) {
             Verdict::Refuse(message) => Some(Err(refused(message))),
             Verdict::Ignore(tag) => Some(Ok(Response::Execution(Tag::new(tag)))),
+            Verdict::Session if matches!(statement, Statement::Declare { .. }) => {
+                let Statement::Declare { stmts } = statement else {
+                    return None;
+                };
+                Some(self.declare(stmts, params, session, client).await)
+            }
             // Queries run in datafusion-postgres's extended path, which binds the
             // parameters and answers in the formats the client asked for; the
             // session's LimitedPlanner bounds them.

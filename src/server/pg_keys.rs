@@ -23,7 +23,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{MemTable, TableProvider};
 use datafusion::common::{exec_err, Result, ScalarValue};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    col, lit, ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 
@@ -37,7 +37,8 @@ const FIRST_CONSTRAINT: i32 = 800_000;
 const FIRST_INDEX: i32 = 850_000;
 /// PostgreSQL's oids of the btree access method and of the bootstrap superuser.
 const BTREE: i32 = 403;
-const SUPERUSER: i32 = 10;
+/// The superuser's oid, the owner of every relation (pg_roles names it).
+pub const SUPERUSER: i32 = 10;
 
 /// One primary or foreign key of a warehouse table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -233,7 +234,17 @@ pub async fn install(ctx: &SessionContext, catalog: &str, oids: &Oids) -> Result
     // where pgjdbc's getPrimaryKeys and DBeaver look up an index's name, and with
     // `reloptions` (NULL: no table has storage options), which SQLAlchemy 1.4's index
     // reflection and psql's `\d+` read.
+    // The shipped rows say owner 0; every relation is owned by the superuser, as the
+    // namespaces and the database are (pg_roles lists it).
     let shipped_class = super::overlay::shipped(ctx, catalog, "pg_class").await?;
+    let shipped_class = super::overlay::with_column(shipped_class, "relowner", lit(SUPERUSER))?;
+    // A table with a primary key has an index (psql's `\d` lists indexes only then).
+    let indexed: Vec<_> = keys.iter().map(|c| lit(c.table)).collect();
+    let shipped_class = super::overlay::with_column(
+        shipped_class,
+        "relhasindex",
+        col("oid").in_list(indexed, false),
+    )?;
     let index_rows = table(&shipped_class.schema(), keys.len(), |name| {
         let ints = |f: &dyn Fn(&Constraint) -> i32| -> ArrayRef {
             Arc::new(Int32Array::from_iter_values(keys.iter().map(|c| f(c))))

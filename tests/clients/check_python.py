@@ -65,6 +65,36 @@ with psycopg.connect(dsn, autocommit=True) as conn:
         check(f"psycopg table-function parameter (prepare={prepare})", row[0] == expected_ranked, row)
     row = conn.execute("SELECT count(*) FROM dept_ranking(%s::text)", ("2023",)).fetchone()
     check("psycopg table-function parameter as text", row[0] == expected_ranked, row)
+    # Repeated result names, as PostgreSQL allows, through Parse/Describe/Execute.
+    cur = conn.execute(
+        "SELECT count(*), count(*), current_database(), current_database() "
+        "FROM dept_ranking(%s)", (2023,), prepare=True,
+    )
+    names = [d.name for d in cur.description]
+    check("psycopg repeated result names",
+          names == ["count", "count", "current_database", "current_database"], names)
+    check("psycopg repeated result values",
+          cur.fetchone() == (expected_ranked, expected_ranked, "kpidb", "kpidb"), names)
+# Server-side cursors (DECLARE … CURSOR / FETCH / CLOSE), as psycopg runs a named
+# cursor: the parameter reaches the table function, Describe gives the columns, and
+# the rows come in pieces, in order.
+with psycopg.connect(dsn) as conn:
+    with conn.cursor(name="ranking") as cur:
+        cur.execute("SELECT dept_code, rank FROM dept_ranking(%s) ORDER BY rank, dept_code", (2023,))
+        names = [d.name for d in cur.description]
+        check("psycopg server-side cursor columns", names == ["dept_code", "rank"], names)
+        first = cur.fetchmany(3)
+        rest = cur.fetchall()
+        ranks = [r[1] for r in first + rest]
+        check("psycopg server-side cursor rows",
+              len(first) == 3 and len(first) + len(rest) == expected_ranked
+              and ranks == sorted(ranks) and ranks[0] == 1, (first, len(rest)))
+    try:
+        conn.execute("FETCH 1 FROM no_such_cursor")
+        check("FETCH from a missing cursor is refused", False)
+    except psycopg.Error as e:
+        check("FETCH from a missing cursor is refused",
+              e.sqlstate == "34000" and "no_such_cursor" in str(e), str(e))
 with psycopg.connect(dsn) as conn:  # not autocommit: psycopg opens a transaction
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM departments")
@@ -104,4 +134,13 @@ frame = pandas.read_sql(
     sqlalchemy.text("SELECT dept_code, score FROM dept_scores WHERE year = :y LIMIT 5"), engine, params={"y": 2022}
 )
 check("pandas.read_sql with parameters", len(frame) == 5, len(frame))
+# Streamed in chunks through psycopg2's named cursor (SQLAlchemy's stream_results).
+chunks = list(pandas.read_sql(
+    sqlalchemy.text("SELECT dept_code, rank FROM dept_ranking(:y) ORDER BY rank, dept_code"),
+    engine.connect().execution_options(stream_results=True, max_row_buffer=10),
+    params={"y": 2023}, chunksize=10,
+))
+check("pandas chunks over a server-side cursor",
+      len(chunks) > 1 and sum(len(c) for c in chunks) == expected_ranked,
+      [len(c) for c in chunks])
 print("all python checks passed")

@@ -68,6 +68,20 @@ fn psql_lists_and_describes_tables_and_queries() {
     for column in ["year", "dept_code", "indicator_code", "score"] {
         assert!(describe.contains(column), "\\d lacks {column}:\n{describe}");
     }
+    // \d+ adds each column's description (its Chinese header) and the key's index.
+    let detailed = run_checked(psql(&served, "disable", "\\d+ dept_scores"), "psql \\d+");
+    assert!(
+        detailed
+            .lines()
+            .any(|l| l.starts_with(" dept_code") && l.trim_end().ends_with("部门编码")),
+        "{detailed}"
+    );
+    assert!(
+        detailed
+            .contains("\"dept_scores_pkey\" PRIMARY KEY, btree (year, dept_code, indicator_code)")
+            && !detailed.contains("ERROR"),
+        "{detailed}"
+    );
     // \df lists kpidb's functions with their arguments and results.
     let functions = run_checked(psql(&served, "disable", "\\df"), "psql \\df");
     for (name, shown) in [
@@ -121,6 +135,29 @@ fn psql_lists_and_describes_tables_and_queries() {
             .lines()
             .any(|l| l.contains("kpidb") && l.contains("| 1")),
         "{database}"
+    );
+    // pg_roles lists the owner and the configured user, who is the one connected.
+    let roles = run_checked(
+        psql(
+            &served,
+            "disable",
+            "SELECT r.rolname, r.rolcanlogin, r.rolsuper, current_user, session_user \
+             FROM pg_catalog.pg_roles r ORDER BY r.oid",
+        ),
+        "pg_roles",
+    );
+    assert!(
+        roles
+            .lines()
+            .any(|l| l.contains("postgres") && l.contains("| f") && l.contains("| t")),
+        "{roles}"
+    );
+    assert!(
+        roles.lines().any(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            cells == [USER, "t", "f", USER, USER]
+        }),
+        "{roles}"
     );
     let info = run_checked(psql(&served, "disable", "\\conninfo"), "psql \\conninfo");
     assert!(info.contains(&format!("as user \"{USER}\"")), "{info}");
@@ -209,6 +246,23 @@ fn psql_lists_and_describes_tables_and_queries() {
     assert_eq!(
         out.lines().next(),
         Some("count,perf_grade,?column?,year,case,max,upper"),
+        "{out}"
+    );
+    // Names may repeat, as in PostgreSQL.
+    let mut repeated = psql(
+        &served,
+        "disable",
+        "SELECT count(*), count(*), current_database(), current_database(), 1, 1, \
+         dept_code, dept_code FROM departments GROUP BY dept_code ORDER BY dept_code LIMIT 1",
+    );
+    repeated.arg("--csv");
+    let out = run_checked(repeated, "psql repeated names");
+    assert_eq!(
+        out.lines().take(2).collect::<Vec<_>>(),
+        [
+            "count,count,current_database,current_database,?column?,?column?,dept_code,dept_code",
+            "1,1,kpidb,kpidb,1,1,101,101"
+        ],
         "{out}"
     );
 
