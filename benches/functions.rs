@@ -48,10 +48,20 @@ fn invoke(f: &ScalarUDF, args: Vec<ColumnarValue>, rows: usize) -> ColumnarValue
 fn scalar_functions(c: &mut Criterion) {
     for f in scalars(FunctionOptions::default()) {
         let mut group = c.benchmark_group(f.name().to_string());
-        let arity = if f.name() == "perf_grade" { 1 } else { 2 };
+        let arity = match f.name() {
+            "perf_grade" => 1,
+            "completion_rate" => 3,
+            "target_points" => 4,
+            _ => 2,
+        };
+        // The third argument of completion_rate and target_points is the comparator.
+        let text = |i: usize| arity > 2 && i == 2;
         for rows in SIZES {
             let args: Vec<ColumnarValue> = (0..arity)
-                .map(|i| ColumnarValue::Array(decimals(rows, 5_000 + i as i128 * 1_000)))
+                .map(|i| match text(i) {
+                    true => ColumnarValue::Scalar(ScalarValue::from(">=")),
+                    false => ColumnarValue::Array(decimals(rows, 5_000 + i as i128 * 1_000)),
+                })
                 .collect();
             group.throughput(Throughput::Elements(rows as u64));
             group.bench_with_input(BenchmarkId::new("array", rows), &args, |b, args| {
@@ -59,12 +69,13 @@ fn scalar_functions(c: &mut Criterion) {
             });
         }
         let scalar: Vec<ColumnarValue> = (0..arity)
-            .map(|i| {
-                ColumnarValue::Scalar(ScalarValue::Decimal128(
+            .map(|i| match text(i) {
+                true => ColumnarValue::Scalar(ScalarValue::from(">=")),
+                false => ColumnarValue::Scalar(ScalarValue::Decimal128(
                     Some(8_550 + i as i128 * 100),
                     38,
                     2,
-                ))
+                )),
             })
             .collect();
         group.bench_function("scalar", |b| b.iter(|| invoke(&f, scalar.clone(), 1)));

@@ -90,6 +90,18 @@ impl Engine {
         state: SessionState,
     ) -> Result<Self> {
         let ctx = SessionContext::new_with_state(state);
+        if as_of == AsOf::Latest {
+            match warehouse.add_later_tables().await {
+                Ok(added) if !added.is_empty() => log::info!(
+                    "{}: added the table(s) {} this warehouse was made without",
+                    warehouse.root().display(),
+                    added.join(", ")
+                ),
+                Ok(_) => {}
+                // Read as empty until the first ingest into each.
+                Err(e) => log::warn!("could not add the later tables: {e}"),
+            }
+        }
         // The tables' logs are read concurrently: most of a short command's start-up.
         let snapshots = futures::future::try_join_all(
             TABLES
@@ -121,6 +133,14 @@ impl Engine {
         def: &TableDef,
         as_of: &AsOf,
     ) -> Result<Snapshot> {
+        if !warehouse.has(def) {
+            // A later table this warehouse was made without: empty.
+            let empty = datafusion::datasource::MemTable::try_new(def.schema(), vec![vec![]])?;
+            return Ok(Snapshot {
+                version: None,
+                provider: Arc::new(empty),
+            });
+        }
         Ok(match warehouse.load(def, as_of).await? {
             Ok(table) => Self::readable(ctx, table).await?,
             Err(reason) => Snapshot {
@@ -150,6 +170,9 @@ impl Engine {
         let mut changed = Vec::new();
         for def in TABLES {
             let table = &self.tables[def.name];
+            if !self.warehouse.has(def) {
+                continue;
+            }
             // One read of the log per table: the table just opened is the new snapshot.
             let latest = self.warehouse.latest(def).await?;
             if let Some(version) = latest.version() {

@@ -1,7 +1,10 @@
 //! sqllogictest harness over the Engine: every `tests/slt/*.slt` file runs against a
-//! fresh Engine on the shipped sample warehouse. New cases need no Rust.
+//! fresh Engine on the shipped sample warehouse, or, when its first line is
+//! `# fixture: NAME`, on a new warehouse made by ingesting the CSV files of
+//! `tests/fixtures/NAME` (one per table, named after it) through the real pipeline:
+//! small data shaped for a function's edge cases. New cases need no Rust.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::DataType;
@@ -73,6 +76,43 @@ impl AsyncDB for KpiDb {
     }
 }
 
+/// The warehouse `file` runs on: the shipped sample, or its fixture's, made anew in a
+/// temporary directory (kept alive by the first value returned).
+async fn fixture(file: &Path) -> kpidb::Result<(Option<tempfile::TempDir>, PathBuf)> {
+    let text = std::fs::read_to_string(file).map_err(|e| kpidb::Error::io(file, e))?;
+    let Some(name) = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("# fixture:"))
+        .map(str::trim)
+    else {
+        return Ok((None, kpidb::sample::shipped::warehouse()?));
+    };
+    let csvs = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let dir = tempfile::tempdir().map_err(|e| kpidb::Error::io(&csvs, e))?;
+    let root = dir.path().join("warehouse");
+    let warehouse = Warehouse::init(&root).await?;
+    for def in kpidb::model::TABLES {
+        let csv = csvs.join(format!("{}.csv", def.name));
+        if !csv.is_file() {
+            continue;
+        }
+        let request = kpidb::ingest::IngestRequest {
+            table: def.name,
+            files: &[csv],
+            mode: kpidb::WriteMode::Append,
+            sheet: None,
+            progress: false,
+            check_only: false,
+            strict: true,
+        };
+        kpidb::ingest::ingest(&warehouse, request).await?;
+    }
+    Ok((Some(dir), root))
+}
+
 #[tokio::main]
 async fn main() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -91,8 +131,16 @@ async fn main() {
         if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
             continue;
         }
+        let (_fixture, root) = match fixture(file).await {
+            Ok(made) => made,
+            Err(e) => {
+                failures += 1;
+                println!("slt {name} ... FAILED making its fixture: {e}");
+                continue;
+            }
+        };
         let mut runner = sqllogictest::Runner::new(|| async {
-            let warehouse = Warehouse::open(kpidb::sample::shipped::warehouse()?)?;
+            let warehouse = Warehouse::open(root.clone())?;
             Ok(KpiDb {
                 engine: Engine::open(warehouse).await?,
             })

@@ -3,11 +3,16 @@
 //!
 //! | function | kind |
 //! |---|---|
-//! | perf_grade, score_rate, cut_rate, yoy_pct | scalar |
+//! | perf_grade, score_rate, cut_rate, yoy_pct, completion_rate, target_points | scalar |
 //! | prior_year | window |
-//! | lowest_k, coverage_rate | aggregate |
+//! | lowest_k, coverage_rate, rectification_rate | aggregate |
 //! | dept_ranking, indicator_callouts, dept_trend, grade_distribution, exante_summary | table |
+//! | self_evaluation, monitoring_warnings, target_deviations, results_application | table |
+//!
+//! `objects` holds the SQL the target, monitoring and results functions share;
+//! `sql_table` the machinery of every table function.
 
+mod completion_rate;
 mod coverage_rate;
 mod cut_rate;
 pub mod dept_ranking;
@@ -16,11 +21,18 @@ pub mod exante_summary;
 pub mod grade_distribution;
 pub mod indicator_callouts;
 mod lowest_k;
+pub mod monitoring_warnings;
 pub(crate) mod numeric;
+mod objects;
 pub mod perf_grade;
 mod prior_year;
+mod rectification_rate;
+pub mod results_application;
 mod score_rate;
+pub mod self_evaluation;
 mod sql_table;
+pub mod target_deviations;
+pub mod target_points;
 mod yoy_pct;
 
 use std::sync::Arc;
@@ -30,7 +42,9 @@ use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{AggregateUDF, Documentation, ScalarUDF, WindowUDF};
 use datafusion::prelude::SessionContext;
 
+pub use monitoring_warnings::Thresholds;
 pub use perf_grade::GradeScheme;
+pub use results_application::ResultsPolicy;
 
 use crate::rollup::Rollups;
 
@@ -42,6 +56,10 @@ pub const YEAR_ARGUMENTS: &[(&str, &str, usize)] = &[
     ("dept_trend", "dept_scores", 2),
     ("grade_distribution", "evaluations", 1),
     ("exante_summary", "exante_reviews", 1),
+    ("self_evaluation", "target_results", 1),
+    ("monitoring_warnings", "budget_execution", 1),
+    ("target_deviations", "target_results", 1),
+    ("results_application", "evaluations", 1),
 ];
 
 /// `[functions]` in kpidb.toml.
@@ -54,13 +72,29 @@ pub struct FunctionsConfig {
     /// Whether the table functions read the rollups built at ingest (default true).
     #[serde(default)]
     pub rollups: Option<bool>,
+    /// monitoring_warnings: an execution gap at or below this is red (default -0.20).
+    #[serde(default)]
+    pub monitoring_red_gap: Option<f64>,
+    /// monitoring_warnings: an execution gap at or below this is yellow (default -0.10).
+    #[serde(default)]
+    pub monitoring_yellow_gap: Option<f64>,
+    /// results_application: the actions each grade allows, e.g. `优 = ["prioritise",
+    /// "maintain"]`; grades left out keep the default.
+    #[serde(default)]
+    pub results_policy: Option<ResultsPolicy>,
 }
 
 impl FunctionsConfig {
     pub fn options(&self) -> FunctionOptions {
+        let defaults = Thresholds::default();
         FunctionOptions {
             grade_scheme: self.grade_scheme,
             rollups: self.rollups.unwrap_or(true),
+            thresholds: Thresholds {
+                red: self.monitoring_red_gap.unwrap_or(defaults.red),
+                yellow: self.monitoring_yellow_gap.unwrap_or(defaults.yellow),
+            },
+            policy: self.results_policy.unwrap_or_default(),
         }
     }
 }
@@ -73,6 +107,10 @@ pub struct FunctionOptions {
     /// Whether the table functions read fresh rollups (`[functions] rollups`, default
     /// true); false always reads the raw tables.
     pub rollups: bool,
+    /// The execution gaps of monitoring_warnings' red and yellow levels.
+    pub thresholds: Thresholds,
+    /// The grade → action policy of results_application.
+    pub policy: ResultsPolicy,
 }
 
 impl Default for FunctionOptions {
@@ -80,6 +118,8 @@ impl Default for FunctionOptions {
         FunctionOptions {
             grade_scheme: GradeScheme::default(),
             rollups: true,
+            thresholds: Thresholds::default(),
+            policy: ResultsPolicy::default(),
         }
     }
 }
@@ -91,6 +131,8 @@ pub fn scalars(options: FunctionOptions) -> Vec<ScalarUDF> {
         score_rate::udf(),
         cut_rate::udf(),
         yoy_pct::udf(),
+        ScalarUDF::from(completion_rate::CompletionRate::new()),
+        ScalarUDF::from(target_points::TargetPoints::new()),
     ]
 }
 
@@ -98,6 +140,7 @@ fn aggregates() -> Vec<AggregateUDF> {
     vec![
         AggregateUDF::from(lowest_k::LowestK::new()),
         AggregateUDF::from(coverage_rate::CoverageRate::new()),
+        AggregateUDF::from(rectification_rate::RectificationRate::new()),
     ]
 }
 
@@ -152,6 +195,27 @@ pub fn register_all(ctx: &SessionContext, options: FunctionOptions, rollups: Opt
         Arc::new(grade_distribution::GradeDistribution { scheme }),
     );
     ctx.register_udtf("exante_summary", Arc::new(exante_summary::ExanteSummary));
+    ctx.register_udtf(
+        "self_evaluation",
+        Arc::new(self_evaluation::SelfEvaluation { scheme }),
+    );
+    ctx.register_udtf(
+        "monitoring_warnings",
+        Arc::new(monitoring_warnings::MonitoringWarnings {
+            thresholds: options.thresholds,
+        }),
+    );
+    ctx.register_udtf(
+        "target_deviations",
+        Arc::new(target_deviations::TargetDeviations),
+    );
+    ctx.register_udtf(
+        "results_application",
+        Arc::new(results_application::ResultsApplication {
+            scheme,
+            policy: options.policy,
+        }),
+    );
 }
 
 /// (name, kind, documentation) of every kpidb function, in the order of the module table.
@@ -199,6 +263,26 @@ pub fn documentation() -> Vec<(String, &'static str, Documentation)> {
         "exante_summary".into(),
         "table",
         exante_summary::documentation(),
+    ));
+    docs.push((
+        "self_evaluation".into(),
+        "table",
+        self_evaluation::documentation(),
+    ));
+    docs.push((
+        "monitoring_warnings".into(),
+        "table",
+        monitoring_warnings::documentation(),
+    ));
+    docs.push((
+        "target_deviations".into(),
+        "table",
+        target_deviations::documentation(),
+    ));
+    docs.push((
+        "results_application".into(),
+        "table",
+        results_application::documentation(),
     ));
     docs
 }

@@ -253,6 +253,19 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// A constant, finite number argument, as a double.
+    pub fn number(&self, i: usize, what: &str) -> Result<f64> {
+        match self.literal(i).map(|v| v.cast_to(&DataType::Float64)) {
+            Some(Ok(ScalarValue::Float64(Some(v)))) if v.is_finite() => Ok(v),
+            _ => plan_err!(
+                "{}: expected {}; {what} must be a constant number, got {}",
+                self.name,
+                self.signature,
+                self.exprs[i]
+            ),
+        }
+    }
+
     /// A constant year: an integer from 1 to 9999 (so that the years around it exist).
     pub fn year(&self, i: usize, what: &str) -> Result<i64> {
         let year = self.int(i, what)?;

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Decimal128Builder, Int32Builder, StringBuilder,
+    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Int32Builder, StringBuilder,
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use rust_decimal::Decimal;
@@ -139,6 +139,7 @@ enum Builder {
     Int(Int32Builder),
     Dec(Decimal128Builder, Kind),
     Bool(BooleanBuilder),
+    Date(Date32Builder),
 }
 
 impl<'a> TextColumns<'a> {
@@ -222,10 +223,11 @@ impl Builder {
         match column.kind {
             Kind::Text => Builder::Text(StringBuilder::with_capacity(rows, rows * 8)),
             Kind::Int => Builder::Int(Int32Builder::with_capacity(rows)),
-            Kind::Money | Kind::Score => {
+            Kind::Money | Kind::Score | Kind::Measure => {
                 Builder::Dec(Decimal128Builder::with_capacity(rows), column.kind)
             }
             Kind::Bool => Builder::Bool(BooleanBuilder::with_capacity(rows)),
+            Kind::Date => Builder::Date(Date32Builder::with_capacity(rows)),
         }
     }
 
@@ -263,6 +265,7 @@ impl Builder {
             Builder::Int(b) => b.append_null(),
             Builder::Dec(b, _) => b.append_null(),
             Builder::Bool(b) => b.append_null(),
+            Builder::Date(b) => b.append_null(),
         }
     }
 
@@ -273,6 +276,7 @@ impl Builder {
             Builder::Int(b) => b.append_value(parse_int(text)?),
             Builder::Dec(b, kind) => b.append_value(parse_decimal(text, *kind)?),
             Builder::Bool(b) => b.append_value(parse_bool(text)?),
+            Builder::Date(b) => b.append_value(parse_date(text)?),
         }
         Ok(())
     }
@@ -286,6 +290,7 @@ impl Builder {
                 Arc::new(b.finish().with_precision_and_scale(p, s)?)
             }
             Builder::Bool(mut b) => Arc::new(b.finish()),
+            Builder::Date(mut b) => Arc::new(b.finish()),
         })
     }
 }
@@ -303,17 +308,19 @@ pub fn parse_bool(text: &str) -> std::result::Result<bool, String> {
     }
 }
 
-/// A decimal in hundredths, exactly: at most two decimals, within the column's
-/// precision. Plain `[-]digits[.dd]` is read without allocating; anything else
-/// (thousands separators, exponents, trailing zeros) goes through `rust_decimal`.
+/// A decimal exactly, in units of the kind's scale (hundredths for money and
+/// scores, ten-thousandths for measures): at most that many decimals, within the
+/// column's precision. Plain `[-]digits[.dd]` is read without allocating; anything
+/// else (thousands separators, exponents, trailing zeros) goes through `rust_decimal`.
 pub fn parse_decimal(text: &str, kind: Kind) -> std::result::Result<i128, String> {
     let limit = kind.decimal_limit().unwrap_or(i128::MAX);
-    let what = if kind == Kind::Money {
-        "an amount in 万元"
-    } else {
-        "a score"
+    let scale = kind.precision_scale().1.max(0) as u32;
+    let what = match kind {
+        Kind::Money => "an amount in 万元",
+        Kind::Measure => "a value",
+        _ => "a score",
     };
-    let hundredths = match plain_hundredths(text.as_bytes()) {
+    let units = match plain_units(text.as_bytes(), scale) {
         Some(v) => v,
         None => {
             // Spreadsheets group thousands with commas: 24,053.22.
@@ -321,21 +328,30 @@ pub fn parse_decimal(text: &str, kind: Kind) -> std::result::Result<i128, String
             let mut value =
                 Decimal::from_str(&cleaned).map_err(|_| format!("must be {what}, a number"))?;
             value = value.normalize();
-            if value.scale() > 2 {
-                return Err(format!("{what} has at most two decimals"));
+            if value.scale() > scale {
+                return Err(format!("{what} has at most {} decimals", words(scale)));
             }
-            value.rescale(2);
+            value.rescale(scale);
             value.mantissa()
         }
     };
-    if hundredths.abs() > limit {
+    if units.abs() > limit {
         return Err(format!("{what} is too large for the column"));
     }
-    Ok(hundredths)
+    Ok(units)
 }
 
-/// `[-+]digits[.d[d]]` as hundredths; None for any other spelling.
-fn plain_hundredths(bytes: &[u8]) -> Option<i128> {
+fn words(n: u32) -> String {
+    match n {
+        2 => "two".to_string(),
+        4 => "four".to_string(),
+        n => n.to_string(),
+    }
+}
+
+/// `[-+]digits[.d…]` with at most `scale` decimals, in units of the scale; None for
+/// any other spelling.
+fn plain_units(bytes: &[u8], scale: u32) -> Option<i128> {
     let (negative, digits) = match bytes.first()? {
         b'-' => (true, &bytes[1..]),
         b'+' => (false, &bytes[1..]),
@@ -354,7 +370,7 @@ fn plain_hundredths(bytes: &[u8]) -> Option<i128> {
                 any_digit = true;
                 if let Some(d) = decimals.as_mut() {
                     *d += 1;
-                    if *d > 2 {
+                    if *d > scale {
                         return None;
                     }
                 }
@@ -366,8 +382,37 @@ fn plain_hundredths(bytes: &[u8]) -> Option<i128> {
     if !any_digit {
         return None;
     }
-    let scaled = i128::from(value) * 10i128.pow(2 - decimals.unwrap_or(0));
+    let scaled = i128::from(value) * 10i128.pow(scale - decimals.unwrap_or(0));
     Some(if negative { -scaled } else { scaled })
+}
+
+/// A date as days since 1970-01-01: `2024-03-31`, `2024/3/31`, `2024.03.31`,
+/// `20240331` or `2024年3月31日`; a time of day after it (spreadsheets write dates as
+/// midnight datetimes) is ignored.
+pub fn parse_date(text: &str) -> std::result::Result<i32, String> {
+    let wrong = || {
+        "must be a date such as 2024-03-31 (also 2024/3/31, 20240331, 2024年3月31日)".to_string()
+    };
+    let day = text
+        .split([' ', 'T'])
+        .next()
+        .unwrap_or(text)
+        .trim_end_matches('日');
+    let parts: Vec<&str> = if day.len() == 8 && day.bytes().all(|b| b.is_ascii_digit()) {
+        vec![&day[0..4], &day[4..6], &day[6..8]]
+    } else {
+        day.split(['-', '/', '.', '年', '月']).collect()
+    };
+    let [y, m, d] = parts.as_slice() else {
+        return Err(wrong());
+    };
+    let (Ok(y), Ok(m), Ok(d)) = (y.parse::<i32>(), m.parse::<u32>(), d.parse::<u32>()) else {
+        return Err(wrong());
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(y, m, d)
+        .ok_or_else(|| format!("{text} is not a day of the calendar"))?;
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("the epoch");
+    Ok((date - epoch).num_days() as i32)
 }
 
 #[cfg(test)]
@@ -396,6 +441,33 @@ mod tests {
         assert!(parse_decimal("99999999999999999999", Kind::Money)
             .unwrap_err()
             .contains("too large"));
+    }
+
+    #[test]
+    fn measures_keep_four_places_and_may_be_negative() {
+        assert_eq!(parse_decimal("98.5", Kind::Measure), Ok(985_000));
+        assert_eq!(parse_decimal("-0.1234", Kind::Measure), Ok(-1234));
+        assert_eq!(parse_decimal("1,000", Kind::Measure), Ok(10_000_000));
+        assert!(parse_decimal("0.12345", Kind::Measure)
+            .unwrap_err()
+            .contains("four decimals"));
+    }
+
+    #[test]
+    fn dates_in_the_spellings_spreadsheets_use() {
+        let day = parse_date("2024-03-31").unwrap();
+        assert_eq!(day, 19_813);
+        for text in [
+            "2024/3/31",
+            "2024.03.31",
+            "20240331",
+            "2024年3月31日",
+            "2024-03-31 00:00:00",
+        ] {
+            assert_eq!(parse_date(text), Ok(day), "{text}");
+        }
+        assert!(parse_date("2024-02-30").unwrap_err().contains("calendar"));
+        assert!(parse_date("March").unwrap_err().contains("2024-03-31"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use roaring::RoaringTreemap;
 
 use super::rules::{ints, strings};
 use super::validate::{FileRef, Problems};
-use crate::model::{Kind, TableDef};
+use crate::model::{is_year, Kind, TableDef};
 use crate::{Error, Result};
 
 /// No id: the cell is NULL, out of range, or a code its dictionary lacks.
@@ -52,6 +52,8 @@ impl Dict {
 #[derive(Debug, Clone)]
 pub enum Part {
     Year,
+    /// A whole number within inclusive bounds: its offset from the lower one.
+    Range(i32, i32),
     Enum(&'static [&'static str]),
     /// A code of another table, looked up in that table's dictionary.
     Foreign(Arc<Dict>),
@@ -64,6 +66,7 @@ impl Part {
     fn radix(&self) -> u64 {
         match self {
             Part::Year => YEARS,
+            Part::Range(low, high) => (i64::from(*high) - i64::from(*low) + 1) as u64,
             Part::Enum(values) => values.len() as u64,
             Part::Foreign(dict) => dict.len().max(1) as u64,
             Part::Own(radix) => *radix,
@@ -87,7 +90,16 @@ impl KeyCodec {
             let i = def.column_index(name).expect("key column is in the model");
             let column = &def.columns[i];
             parts.push(match (column.kind, column.allowed) {
-                (Kind::Int, _) if *name == "year" => Part::Year,
+                (Kind::Int, _) if is_year(name) => Part::Year,
+                (Kind::Int, _) => match column.bounds() {
+                    Some((low, high)) => Part::Range(low, high),
+                    None => {
+                        return Err(Error::usage(format!(
+                            "{}: key column {name} is a whole number without bounds",
+                            def.name
+                        )))
+                    }
+                },
                 (_, Some(values)) => Part::Enum(values),
                 (Kind::Text, None) => match foreign(name) {
                     Some(dict) => Part::Foreign(dict),
@@ -146,6 +158,17 @@ impl KeyCodec {
                                     {
                                         (y - FIRST_YEAR) as u32
                                     }
+                                    _ => NONE,
+                                })
+                                .collect(),
+                        )
+                    }
+                    Part::Range(low, high) => {
+                        let values = ints(column);
+                        Some(
+                            (0..values.len())
+                                .map(|r| match values.is_valid(r).then(|| values.value(r)) {
+                                    Some(v) if (*low..=*high).contains(&v) => (v - low) as u32,
                                     _ => NONE,
                                 })
                                 .collect(),
@@ -275,6 +298,8 @@ pub struct KeyTracker {
     /// Keys met a second time; their rows are found by a second reading.
     pub repeated: HashSet<u64>,
     label: String,
+    /// How to load rows the warehouse already holds: by year, or the whole table.
+    reload: &'static str,
 }
 
 impl KeyTracker {
@@ -285,6 +310,10 @@ impl KeyTracker {
             seen: RoaringTreemap::new(),
             repeated: HashSet::default(),
             label: def.key.join(", "),
+            reload: match def.partitioned() {
+                true => "use --mode replace-year to re-load a year",
+                false => "use --mode replace to re-load the table",
+            },
         }
     }
 
@@ -352,7 +381,8 @@ impl<'a> Locator<'a> {
                     label,
                     self.tracker.codec.describe(batch, row),
                     format!(
-                        "duplicate key ({label}): the warehouse already holds this row (use --mode replace-year to re-load a year)"
+                        "duplicate key ({label}): the warehouse already holds this row ({})",
+                        self.tracker.reload
                     ),
                 ));
             }

@@ -43,6 +43,31 @@ pub struct Refs {
     pub referenced: Vec<(i32, String, &'static str)>,
     /// (code, table) of every code of this table another table refers to.
     pub referenced_codes: Vec<(String, &'static str)>,
+    /// Each performance target's (comparator, max_score in hundredths).
+    pub targets: HashMap<TargetKey, (Box<str>, i128)>,
+}
+
+/// (year, object_kind, object_code, indicator_code) of a performance target.
+pub type TargetKey = (i32, Box<str>, Box<str>, Box<str>);
+
+/// Where a table names the project or department it is about: (year column, code
+/// column, condition) for a reference to `kind` (`project` or `dept`), if it has one.
+fn object_columns(table: &str, kind: &str) -> Option<(&'static str, &'static str, String)> {
+    let def = crate::model::table(table)?;
+    let code = match kind {
+        "project" => "project_code",
+        _ => "dept_code",
+    };
+    if def.column_index(code).is_some() {
+        return Some(("year", code, "TRUE".to_string()));
+    }
+    def.column_index("object_code")?;
+    let year = if def.column_index("year").is_some() {
+        "year"
+    } else {
+        "evaluated_year"
+    };
+    Some((year, "object_code", format!("object_kind = '{kind}'")))
 }
 
 impl Refs {
@@ -58,9 +83,10 @@ impl Refs {
         };
         let needs = |rule: StoredRule| def.stored_rules.contains(&rule);
         let any = |f: fn(&StoredRule) -> bool| def.stored_rules.iter().any(f);
+        let objects = any(|r| matches!(r, StoredRule::ObjectExists(_)));
         // Replacing departments, parents must be among the new rows alone.
         let parents_stored = needs(StoredRule::ParentExists) && mode != WriteMode::Replace;
-        if needs(StoredRule::DepartmentExists) || parents_stored {
+        if needs(StoredRule::DepartmentExists) || parents_stored || objects {
             let mut dict = Dict::default();
             for batch in engine.query("SELECT dept_code FROM departments").await? {
                 let codes = text(&batch, 0)?;
@@ -70,7 +96,12 @@ impl Refs {
             }
             refs.departments = Arc::new(dict);
         }
-        if any(|r| matches!(r, StoredRule::IndicatorExists(_))) {
+        if any(|r| {
+            matches!(
+                r,
+                StoredRule::IndicatorExists(_) | StoredRule::IndicatorOfObject
+            )
+        }) {
             let mut dict = Dict::default();
             for batch in engine
                 .query("SELECT indicator_code, framework FROM indicators")
@@ -86,7 +117,7 @@ impl Refs {
             }
             refs.indicators = Arc::new(dict);
         }
-        if needs(StoredRule::ProjectExists) {
+        if needs(StoredRule::ProjectExists) || objects {
             let mut dict = Dict::default();
             for batch in engine
                 .query("SELECT year, project_code FROM projects")
@@ -99,6 +130,35 @@ impl Refs {
                 }
             }
             refs.project_codes = Arc::new(dict);
+        }
+        if needs(StoredRule::TargetExists) {
+            let sql = "SELECT year, object_kind, object_code, indicator_code, comparator, \
+                       CAST(max_score * 100 AS BIGINT) FROM perf_targets";
+            for batch in engine.query(sql).await? {
+                let years = int(&batch, 0)?;
+                let (kinds, codes, indicators, comparators) = (
+                    text(&batch, 1)?,
+                    text(&batch, 2)?,
+                    text(&batch, 3)?,
+                    text(&batch, 4)?,
+                );
+                let max = cast(batch.column(5), &DataType::Int64)?;
+                let max = max
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .expect("cast to Int64");
+                for r in 0..batch.num_rows() {
+                    refs.targets.insert(
+                        (
+                            years.value(r),
+                            kinds.value(r).into(),
+                            codes.value(r).into(),
+                            indicators.value(r).into(),
+                        ),
+                        (comparators.value(r).into(), i128::from(max.value(r))),
+                    );
+                }
+            }
         }
         let sums_needed = needs(StoredRule::EvaluationMatchesScores)
             || (needs(StoredRule::ScoresAddUpToEvaluation) && mode == WriteMode::Append);
@@ -116,8 +176,11 @@ impl Refs {
         let replacing = matches!(mode, WriteMode::ReplaceYear | WriteMode::Replace);
         if needs(StoredRule::KeepsReferencedProjects) && replacing {
             for table in StoredRule::KeepsReferencedProjects.reads() {
+                let Some((year, code, condition)) = object_columns(table, "project") else {
+                    continue;
+                };
                 let sql = format!(
-                    "SELECT DISTINCT year, project_code FROM {table} ORDER BY year, project_code"
+                    "SELECT DISTINCT {year}, {code} FROM {table} WHERE {condition} ORDER BY 1, 2"
                 );
                 for batch in engine.query(&sql).await? {
                     let (years, codes) = (int(&batch, 0)?, text(&batch, 1)?);
@@ -130,9 +193,16 @@ impl Refs {
         }
         for rule in def.stored_rules {
             if let (StoredRule::KeepsReferencedCodes(tables), WriteMode::Replace) = (rule, mode) {
-                let column = def.key[0];
                 for table in *tables {
-                    let sql = format!("SELECT DISTINCT {column} FROM {table} ORDER BY 1");
+                    let (column, condition) = match object_columns(table, "dept") {
+                        Some((_, code, condition)) if def.name == "departments" => {
+                            (code, condition)
+                        }
+                        _ => (def.key[0], "TRUE".to_string()),
+                    };
+                    let sql = format!(
+                        "SELECT DISTINCT {column} FROM {table} WHERE {condition} ORDER BY 1"
+                    );
                     for batch in engine.query(&sql).await? {
                         let codes = text(&batch, 0)?;
                         for r in 0..codes.len() {
@@ -175,9 +245,12 @@ impl Refs {
                 Some(Arc::clone(&self.departments))
             }
             "indicator_code"
-                if rules
-                    .iter()
-                    .any(|r| matches!(r, StoredRule::IndicatorExists(_))) =>
+                if rules.iter().any(|r| {
+                    matches!(
+                        r,
+                        StoredRule::IndicatorExists(_) | StoredRule::IndicatorOfObject
+                    )
+                }) =>
             {
                 Some(Arc::clone(&self.indicators))
             }
@@ -303,11 +376,156 @@ impl Refs {
                         }
                     }
                 }
+                StoredRule::ObjectExists(year_column) => {
+                    let years = ints(column(year_column).as_ref());
+                    let kinds = strings(column("object_kind").as_ref());
+                    let codes = strings(column("object_code").as_ref());
+                    for r in 0..batch.num_rows() {
+                        if !(years.is_valid(r) && kinds.is_valid(r) && codes.is_valid(r)) {
+                            continue;
+                        }
+                        let (year, code) = (years.value(r), codes.value(r));
+                        let rule = match kinds.value(r) {
+                            "dept" if self.departments.get(code).is_none() => {
+                                "unknown object_code: no department with this dept_code in departments"
+                                    .to_string()
+                            }
+                            "project"
+                                if !self.project_codes.get(code).is_some_and(|id| {
+                                    self.projects.contains(&project_key(year, id))
+                                }) =>
+                            {
+                                format!(
+                                    "unknown object_code: no such project in projects for year {year}"
+                                )
+                            }
+                            _ => continue,
+                        };
+                        problems.push(file.problem(chunk.lines[r], "object_code", code, rule));
+                    }
+                }
+                StoredRule::IndicatorOfObject => {
+                    let ids = ids_of("indicator_code", &self.indicators);
+                    let codes = strings(column("indicator_code").as_ref());
+                    let kinds = strings(column("object_kind").as_ref());
+                    for (r, id) in ids.iter().enumerate() {
+                        if !codes.is_valid(r) || !kinds.is_valid(r) {
+                            continue;
+                        }
+                        let kind = kinds.value(r);
+                        let rule = match self.frameworks.get(*id as usize) {
+                            None => "unknown indicator_code: not in indicators".to_string(),
+                            Some(f) if f != kind => format!(
+                                "indicator belongs to the {f} framework; a {kind} target takes {kind} indicators"
+                            ),
+                            Some(_) => continue,
+                        };
+                        problems.push(file.problem(
+                            chunk.lines[r],
+                            "indicator_code",
+                            codes.value(r),
+                            rule,
+                        ));
+                    }
+                }
+                StoredRule::TargetExists => self.check_targets(def, file, chunk, problems),
                 // Rules over the whole input: see `stored.rs`.
                 StoredRule::ParentExists
                 | StoredRule::ScoresAddUpToEvaluation
                 | StoredRule::KeepsReferencedProjects
-                | StoredRule::KeepsReferencedCodes(_) => {}
+                | StoredRule::KeepsReferencedCodes(_)
+                | StoredRule::ExecutionNeverDecreases => {}
+            }
+        }
+    }
+}
+
+impl Refs {
+    /// Each result's target exists, and what its comparator and max_score imply:
+    /// an actual value unless qualitative; achievement and awarded_score only for a
+    /// qualitative target, the score at most its max_score.
+    fn check_targets(
+        &self,
+        def: &TableDef,
+        file: &FileRef,
+        chunk: &Chunk,
+        problems: &mut Vec<Problem>,
+    ) {
+        let batch = &chunk.batch;
+        let column = |name: &str| batch.column(def.column_index(name).expect("rule column"));
+        let years = ints(column("year").as_ref());
+        let kinds = strings(column("object_kind").as_ref());
+        let codes = strings(column("object_code").as_ref());
+        let indicators = strings(column("indicator_code").as_ref());
+        let actual = column("actual_value");
+        let achievement = strings(column("achievement").as_ref());
+        let awarded = decimals(column("awarded_score").as_ref());
+        for r in 0..batch.num_rows() {
+            if !(years.is_valid(r)
+                && kinds.is_valid(r)
+                && codes.is_valid(r)
+                && indicators.is_valid(r))
+            {
+                continue;
+            }
+            let key: TargetKey = (
+                years.value(r),
+                kinds.value(r).into(),
+                codes.value(r).into(),
+                indicators.value(r).into(),
+            );
+            let line = chunk.lines[r];
+            let Some((comparator, max)) = self.targets.get(&key) else {
+                problems.push(file.problem(
+                    line,
+                    "indicator_code",
+                    indicators.value(r),
+                    format!(
+                        "no such target in perf_targets: {} {} {} has no target on this indicator",
+                        key.0, key.1, key.2
+                    ),
+                ));
+                continue;
+            };
+            let qualitative = &**comparator == "qualitative";
+            if !qualitative && actual.is_null(r) {
+                problems.push(file.problem(
+                    line,
+                    "actual_value",
+                    "",
+                    format!(
+                        "the target is compared with {comparator}: an actual_value is required"
+                    ),
+                ));
+            }
+            if !qualitative && achievement.is_valid(r) {
+                problems.push(file.problem(
+                    line,
+                    "achievement",
+                    achievement.value(r),
+                    "achievement is for qualitative targets; this one is quantitative",
+                ));
+            }
+            if awarded.is_valid(r) {
+                let score = awarded.value(r);
+                if !qualitative {
+                    problems.push(file.problem(
+                        line,
+                        "awarded_score",
+                        hundredths(score),
+                        "awarded_score is for qualitative targets; a quantitative one is scored from its values",
+                    ));
+                } else if score > *max {
+                    problems.push(file.problem(
+                        line,
+                        "awarded_score",
+                        hundredths(score),
+                        format!(
+                            "awarded_score is above the target's max_score {}",
+                            hundredths(*max)
+                        ),
+                    ));
+                }
             }
         }
     }

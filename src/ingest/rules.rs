@@ -5,15 +5,16 @@
 //! parsing) break no rule here.
 
 use datafusion::arrow::array::{
-    Array, BooleanArray, Datum, Decimal128Array, Int32Array, Scalar, StringArray,
+    Array, BooleanArray, Date32Array, Datum, Decimal128Array, Int32Array, Scalar, StringArray,
 };
-use datafusion::arrow::compute::kernels::cmp::{eq, gt, lt, lt_eq, neq};
+use datafusion::arrow::compute::kernels::cmp::{eq, gt, gt_eq, lt, lt_eq, neq};
 use datafusion::arrow::compute::{and_kleene as and, is_not_null, is_null, not, or_kleene as or};
+use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::validate::{hundredths, FileRef, Problem};
 use crate::model::aliases::allowed_list;
-use crate::model::{Kind, RowRule, TableDef};
+use crate::model::{is_year, Kind, RowRule, TableDef};
 
 /// Appends to `problems` every single-row rule `batch` breaks; `lines[i]` is row i's.
 pub fn check(
@@ -43,19 +44,20 @@ pub fn check(
                 }
             }
         }
-        if column.name == "year" {
-            let years = ints(batch.column(i));
+        if let Some((low, high)) = column.bounds() {
+            let values = ints(batch.column(i));
             let bad = or(
-                &lt(years, &Int32Array::new_scalar(1949)).expect("int compare"),
-                &gt(years, &Int32Array::new_scalar(2100)).expect("int compare"),
+                &lt(values, &Int32Array::new_scalar(low)).expect("int compare"),
+                &gt(values, &Int32Array::new_scalar(high)).expect("int compare"),
             )
             .expect("or");
+            let rule = if is_year(column.name) {
+                format!("a year must be between {low} and {high}")
+            } else {
+                format!("{} must be between {low} and {high}", column.name)
+            };
             rules.each(&bad, problems, |row| {
-                (
-                    "year",
-                    years.value(row).to_string(),
-                    "a year must be between 1949 and 2100".to_string(),
-                )
+                (column.name, values.value(row).to_string(), rule.clone())
             });
         }
         if column.kind == Kind::Money {
@@ -115,6 +117,25 @@ impl Rules<'_> {
         }
     }
 
+    /// One problem for each row whose decimal `column` breaks `bad` (`<= 0`, `< 0`).
+    fn decimal_rule(
+        &self,
+        column: &'static str,
+        bad: fn(&Decimal128Array, &dyn Datum) -> Result<BooleanArray, ArrowError>,
+        rule: &str,
+        problems: &mut Vec<Problem>,
+    ) {
+        let values = self.decimal(column);
+        let mask = bad(values, &zero(values)).expect("decimal compare");
+        self.each(&mask, problems, |row| {
+            (
+                column,
+                hundredths(values.value(row)).to_string(),
+                rule.to_string(),
+            )
+        });
+    }
+
     fn row_rule(&self, rule: RowRule, problems: &mut Vec<Problem>) {
         match rule {
             RowRule::NotOwnParent => {
@@ -164,6 +185,10 @@ impl Rules<'_> {
                 });
             }
             RowRule::ReviewAmounts => self.review_amounts(problems),
+            RowRule::TargetShape => self.target_shape(problems),
+            RowRule::ResultShape => self.result_shape(problems),
+            RowRule::ClosedInYear => self.closed_in_year(problems),
+            RowRule::DecisionAmounts => self.decision_amounts(problems),
             RowRule::EvaluationRanges => {
                 let total = self.decimal("total_score");
                 let bad = or(
@@ -189,6 +214,132 @@ impl Rules<'_> {
                 });
             }
         }
+    }
+
+    /// max_score > 0; a target value unless qualitative.
+    fn target_shape(&self, problems: &mut Vec<Problem>) {
+        let at_most_zero = |a: &Decimal128Array, b: &dyn Datum| lt_eq(a, b);
+        self.decimal_rule(
+            "max_score",
+            at_most_zero,
+            "max_score must be greater than 0",
+            problems,
+        );
+        let comparator = strings(self.column("comparator"));
+        let value = self.column("target_value");
+        let missing = and(
+            &and(
+                &is_not_null(comparator).expect("null"),
+                &neq(comparator, &StringArray::new_scalar("qualitative")).expect("text compare"),
+            )
+            .expect("and"),
+            &is_null(value).expect("null"),
+        )
+        .expect("and");
+        self.each(&missing, problems, |row| {
+            (
+                "target_value",
+                String::new(),
+                format!(
+                    "a target compared with {} needs a target_value (only a qualitative target has none)",
+                    comparator.value(row)
+                ),
+            )
+        });
+    }
+
+    /// awarded_score not negative; a likelihood only before the year-end month.
+    fn result_shape(&self, problems: &mut Vec<Problem>) {
+        let below_zero = |a: &Decimal128Array, b: &dyn Datum| lt(a, b);
+        self.decimal_rule(
+            "awarded_score",
+            below_zero,
+            "awarded_score must not be negative",
+            problems,
+        );
+        let months = ints(self.column("as_of_month"));
+        let likelihood = strings(self.column("likelihood"));
+        let at_year_end = and(
+            &eq(months, &Int32Array::new_scalar(12)).expect("int compare"),
+            &is_not_null(likelihood).expect("null"),
+        )
+        .expect("and");
+        self.each(&at_year_end, problems, |row| {
+            (
+                "likelihood",
+                likelihood.value(row).to_string(),
+                "month 12 is the year-end result: likelihood is for progress before it".to_string(),
+            )
+        });
+    }
+
+    /// closed_date on or after 1 January of the row's year.
+    fn closed_in_year(&self, problems: &mut Vec<Problem>) {
+        let years = ints(self.column("year"));
+        let closed = self
+            .column("closed_date")
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .expect("date columns are Date32");
+        let starts: Date32Array = years
+            .iter()
+            .map(|y| y.and_then(|y| chrono::NaiveDate::from_ymd_opt(y, 1, 1)))
+            .map(|d| d.map(|d| (d - chrono::NaiveDate::default()).num_days() as i32))
+            .collect();
+        let early = lt(closed, &starts).expect("date compare");
+        self.each(&early, problems, |row| {
+            (
+                "closed_date",
+                super::validate::date(closed.value(row)).to_string(),
+                format!(
+                    "closed_date is before the start of the year {} the problem belongs to",
+                    years.value(row)
+                ),
+            )
+        });
+    }
+
+    /// evaluated_year < budget_year; approved ≤ requested; cancel ⇒ approved 0.
+    fn decision_amounts(&self, problems: &mut Vec<Problem>) {
+        let budget_year = ints(self.column("budget_year"));
+        let evaluated = ints(self.column("evaluated_year"));
+        let not_before = gt_eq(evaluated, budget_year).expect("int compare");
+        self.each(&not_before, problems, |row| {
+            (
+                "evaluated_year",
+                evaluated.value(row).to_string(),
+                format!(
+                    "the evaluated year must be before the budget year {}",
+                    budget_year.value(row)
+                ),
+            )
+        });
+        let requested = self.decimal("requested_amount");
+        let approved = self.decimal("approved_amount");
+        let above = gt(approved, requested).expect("decimal compare");
+        self.each(&above, problems, |row| {
+            (
+                "approved_amount",
+                hundredths(approved.value(row)).to_string(),
+                format!(
+                    "approved_amount is above requested_amount {}",
+                    hundredths(requested.value(row))
+                ),
+            )
+        });
+        let action = strings(self.column("action"));
+        let cancelled_with_money = and(
+            &eq(action, &StringArray::new_scalar("cancel")).expect("text compare"),
+            &neq(approved, &zero(approved)).expect("decimal compare"),
+        )
+        .expect("and");
+        self.each(&cancelled_with_money, problems, |row| {
+            (
+                "approved_amount",
+                hundredths(approved.value(row)).to_string(),
+                "a cancelled budget must have approved_amount 0".to_string(),
+            )
+        });
     }
 
     /// approved ≤ requested; `reject` ⇒ approved 0; `returned` ⇒ approved empty;

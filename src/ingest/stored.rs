@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use datafusion::arrow::array::{new_null_array, Array, ArrayRef, RecordBatch};
 use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
 use foldhash::{HashMap, HashSet};
 use futures::StreamExt;
 
@@ -32,6 +33,8 @@ pub struct Gathered {
     projects: HashSet<(i32, Box<str>)>,
     /// The first input, where problems of the input as a whole are reported.
     first: Option<FileRef>,
+    /// Per (year, object_kind, object_code): (month, executed hundredths, where).
+    executions: Executions,
 }
 
 impl Gathered {
@@ -84,6 +87,33 @@ impl Gathered {
                         if scores.is_valid(r) {
                             entry.0 += scores.value(r);
                         }
+                    }
+                }
+                StoredRule::ExecutionNeverDecreases => {
+                    let years = ints(column("year"));
+                    let kinds = strings(column("object_kind"));
+                    let codes = strings(column("object_code"));
+                    let months = ints(column("as_of_month"));
+                    let executed = decimals(column("executed_amount"));
+                    for r in 0..batch.num_rows() {
+                        let valid = [
+                            years.is_valid(r),
+                            kinds.is_valid(r),
+                            codes.is_valid(r),
+                            months.is_valid(r),
+                            executed.is_valid(r),
+                        ];
+                        if valid.contains(&false) {
+                            continue;
+                        }
+                        self.executions
+                            .entry((years.value(r), kinds.value(r).into(), codes.value(r).into()))
+                            .or_default()
+                            .push((
+                                months.value(r),
+                                executed.value(r),
+                                Some((file.clone(), chunk.lines[r])),
+                            ));
                     }
                 }
                 StoredRule::KeepsReferencedProjects => {
@@ -162,6 +192,13 @@ pub async fn check(
                     }
                 }
             }
+            StoredRule::ExecutionNeverDecreases => {
+                let mut executions = gathered.executions.clone();
+                if mode == WriteMode::Append {
+                    add_stored_executions(engine, &gathered.years(), &mut executions).await?;
+                }
+                never_decreases(executions, problems);
+            }
             StoredRule::KeepsReferencedProjects if mode != WriteMode::Append => {
                 let header = gathered.whole();
                 for (year, code, table) in &refs.referenced {
@@ -202,6 +239,85 @@ pub async fn check(
     match mode {
         WriteMode::Append => stored_keys(engine, def, tracker, &gathered.years()).await,
         WriteMode::ReplaceYear | WriteMode::Replace => Ok(HashSet::default()),
+    }
+}
+
+/// One month's cumulative execution: (month, executed hundredths, where in the input;
+/// none for a stored row).
+type Execution = (i32, i128, Option<(FileRef, usize)>);
+
+/// Executions per (year, object_kind, object_code).
+type Executions = HashMap<(i32, Box<str>, Box<str>), Vec<Execution>>;
+
+/// Adds the stored execution rows of `years` (no place: they are not in the input).
+async fn add_stored_executions(
+    engine: &Engine,
+    years: &[i32],
+    executions: &mut Executions,
+) -> Result<()> {
+    if years.is_empty() {
+        return Ok(());
+    }
+    let years: Vec<String> = years.iter().map(|y| y.to_string()).collect();
+    let sql = format!(
+        "SELECT year, object_kind, object_code, as_of_month, executed_amount \
+         FROM budget_execution WHERE year IN ({})",
+        years.join(", ")
+    );
+    for batch in engine.query(&sql).await? {
+        let years = ints(batch.column(0));
+        // Text is read back as Utf8View.
+        let kinds = cast(batch.column(1), &DataType::Utf8)?;
+        let codes = cast(batch.column(2), &DataType::Utf8)?;
+        let (kinds, codes) = (strings(&kinds), strings(&codes));
+        let months = ints(batch.column(3));
+        let executed = decimals(batch.column(4));
+        for r in 0..batch.num_rows() {
+            let key = (years.value(r), kinds.value(r).into(), codes.value(r).into());
+            // Only objects of the input can break the rule anew.
+            if let Some(rows) = executions.get_mut(&key) {
+                rows.push((months.value(r), executed.value(r), None));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reports each input row whose cumulative execution is below an earlier month's,
+/// or above a later stored month's.
+fn never_decreases(executions: Executions, problems: &mut Problems) {
+    for ((year, kind, code), mut rows) in executions {
+        rows.sort_by_key(|(month, ..)| *month);
+        let mut highest: Option<Execution> = None;
+        for (month, executed, place) in rows {
+            match &highest {
+                Some((before, most, earlier)) if executed < *most => {
+                    let (at, value, rule) = match (place, earlier) {
+                        (Some(place), _) => (
+                            place,
+                            executed,
+                            format!(
+                                "execution is cumulative: {kind} {code} had {} executed by month {before} of {year}, \
+                                 more than this month {month}",
+                                hundredths(*most)
+                            ),
+                        ),
+                        (None, Some(earlier)) => (
+                            earlier.clone(),
+                            *most,
+                            format!(
+                                "execution is cumulative: the warehouse holds {} executed for {kind} {code} by the \
+                                 later month {month} of {year}, less than this month {before}",
+                                hundredths(executed)
+                            ),
+                        ),
+                        (None, None) => continue,
+                    };
+                    problems.add(at.0.problem(at.1, "executed_amount", hundredths(value), rule));
+                }
+                _ => highest = Some((month, executed, place)),
+            }
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Decimal128Builder, Int32Builder, StringBuilder,
+    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Int32Builder, StringBuilder,
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use rust_decimal::Decimal;
@@ -20,7 +20,9 @@ use crate::{Error, Result};
 /// file with every one of its hundred million rows wrong still fits in memory.
 const KEPT_PROBLEMS: usize = 100_000;
 
-/// A typed cell. Decimals are hundredths (scale 2), as stored.
+/// A typed cell. Decimals are in units of their column's scale, as stored
+/// (hundredths for money and scores, ten-thousandths for measures); dates are days
+/// since 1970-01-01.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Value {
     Null,
@@ -28,6 +30,7 @@ pub enum Value {
     Int(i32),
     Dec(i128),
     Bool(bool),
+    Date(i32),
 }
 
 impl Value {
@@ -61,6 +64,7 @@ impl fmt::Display for Value {
             Value::Int(i) => write!(f, "{i}"),
             Value::Dec(d) => write!(f, "{}", hundredths(*d)),
             Value::Bool(b) => write!(f, "{b}"),
+            Value::Date(d) => write!(f, "{}", date(*d)),
         }
     }
 }
@@ -68,6 +72,12 @@ impl fmt::Display for Value {
 /// A stored decimal (hundredths) as a user writes it: 5.50, -1.00.
 pub fn hundredths(value: i128) -> Decimal {
     Decimal::from_i128_with_scale(value, 2)
+}
+
+/// A stored date (days since 1970-01-01) as a user writes it: 2024-03-31.
+pub fn date(days: i32) -> chrono::NaiveDate {
+    // 719,163 days from 0001-01-01 (day 1 of the common era) to 1970-01-01.
+    chrono::NaiveDate::from_num_days_from_ce_opt(days.saturating_add(719_163)).unwrap_or_default()
 }
 
 /// Where problems of one input file are written down.
@@ -217,7 +227,7 @@ fn build_column<'a>(kind: Kind, values: impl Iterator<Item = &'a Value>) -> Resu
             values.for_each(|v| b.append_option(v.int()));
             Arc::new(b.finish())
         }
-        Kind::Money | Kind::Score => {
+        Kind::Money | Kind::Score | Kind::Measure => {
             let mut b = Decimal128Builder::new();
             values.for_each(|v| b.append_option(v.dec()));
             let (p, s) = kind.precision_scale();
@@ -228,6 +238,16 @@ fn build_column<'a>(kind: Kind, values: impl Iterator<Item = &'a Value>) -> Resu
             values.for_each(|v| {
                 b.append_option(match v {
                     Value::Bool(x) => Some(*x),
+                    _ => None,
+                })
+            });
+            Arc::new(b.finish())
+        }
+        Kind::Date => {
+            let mut b = Date32Builder::new();
+            values.for_each(|v| {
+                b.append_option(match v {
+                    Value::Date(d) => Some(*d),
                     _ => None,
                 })
             });

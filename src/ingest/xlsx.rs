@@ -89,6 +89,10 @@ fn cell_text(cell: &Data) -> String {
         Data::Int(i) => i.to_string(),
         Data::Bool(b) => b.to_string(),
         Data::String(s) => s.clone(),
+        Data::DateTime(d) if d.is_datetime() => {
+            let (y, m, day, ..) = d.to_ymd_hms_milli();
+            format!("{y:04}-{m:02}-{day:02}")
+        }
         Data::DateTime(d) => d.to_string(),
         Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
         Data::Error(e) => format!("#{e:?}"),

@@ -12,6 +12,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 pub const MONEY: DataType = DataType::Decimal128(18, 2);
 /// Scores out of a max_score, two decimals.
 pub const SCORE: DataType = DataType::Decimal128(7, 2);
+/// Target and actual values of performance indicators, four decimals.
+pub const MEASURE: DataType = DataType::Decimal128(18, 4);
 
 /// What a column holds; decides its Arrow type and how text is parsed into it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +22,11 @@ pub enum Kind {
     Int,
     Money,
     Score,
+    /// A target or actual value of an indicator: Decimal128(18, 4), may be negative.
+    Measure,
     Bool,
+    /// A calendar date (Date32).
+    Date,
 }
 
 impl Kind {
@@ -30,7 +36,9 @@ impl Kind {
             Kind::Int => DataType::Int32,
             Kind::Money => MONEY,
             Kind::Score => SCORE,
+            Kind::Measure => MEASURE,
             Kind::Bool => DataType::Boolean,
+            Kind::Date => DataType::Date32,
         }
     }
 
@@ -42,13 +50,18 @@ impl Kind {
         }
     }
 
-    /// The largest absolute value (in hundredths) a decimal kind can hold.
+    /// The largest absolute value (in units of its scale) a decimal kind can hold.
     pub fn decimal_limit(self) -> Option<i128> {
         match self {
-            Kind::Money => Some(10i128.pow(18) - 1),
+            Kind::Money | Kind::Measure => Some(10i128.pow(18) - 1),
             Kind::Score => Some(10i128.pow(7) - 1),
             _ => None,
         }
+    }
+
+    /// Whether values of the kind are Decimal128.
+    pub fn is_decimal(self) -> bool {
+        matches!(self, Kind::Money | Kind::Score | Kind::Measure)
     }
 }
 
@@ -60,6 +73,28 @@ pub struct Column {
     pub required: bool,
     /// Closed set of values, when the column is an enumeration.
     pub allowed: Option<&'static [&'static str]>,
+    /// Inclusive bounds of a whole-number column; every column named `year` or
+    /// ending in `_year` lies in [`YEARS`] without one.
+    pub range: Option<(i32, i32)>,
+}
+
+/// The years any year column may hold.
+pub const YEARS: (i32, i32) = (1949, 2100);
+
+impl Column {
+    /// The bounds of a whole-number column, if it has any.
+    pub fn bounds(&self) -> Option<(i32, i32)> {
+        match self.range {
+            Some(range) => Some(range),
+            None if self.kind == Kind::Int && is_year(self.name) => Some(YEARS),
+            None => None,
+        }
+    }
+}
+
+/// Whether a column named `name` holds years: `year`, `budget_year`, `evaluated_year`.
+pub fn is_year(name: &str) -> bool {
+    name == "year" || name.ends_with("_year")
 }
 
 const fn col(name: &'static str, kind: Kind) -> Column {
@@ -68,6 +103,7 @@ const fn col(name: &'static str, kind: Kind) -> Column {
         kind,
         required: true,
         allowed: None,
+        range: None,
     }
 }
 
@@ -77,6 +113,7 @@ const fn opt(name: &'static str, kind: Kind) -> Column {
         kind,
         required: false,
         allowed: None,
+        range: None,
     }
 }
 
@@ -86,12 +123,33 @@ const fn one_of(name: &'static str, allowed: &'static [&'static str]) -> Column 
         kind: Kind::Text,
         required: true,
         allowed: Some(allowed),
+        range: None,
     }
 }
 
-/// A rule on one row beyond what its columns' kinds, `required` and `allowed` say.
-/// Every column named `year` must lie in 1949..=2100 and every money column must not
-/// be negative; those need no entry here.
+const fn opt_one_of(name: &'static str, allowed: &'static [&'static str]) -> Column {
+    Column {
+        name,
+        kind: Kind::Text,
+        required: false,
+        allowed: Some(allowed),
+        range: None,
+    }
+}
+
+const fn int_in(name: &'static str, low: i32, high: i32) -> Column {
+    Column {
+        name,
+        kind: Kind::Int,
+        required: true,
+        allowed: None,
+        range: Some((low, high)),
+    }
+}
+
+/// A rule on one row beyond what its columns' kinds, `required`, `allowed` and `range`
+/// say. Every year column must lie in 1949..=2100 and every money column must not be
+/// negative; those need no entry here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowRule {
     /// `dept_code` differs from `parent_code`: a department is not its own parent.
@@ -102,6 +160,15 @@ pub enum RowRule {
     ReviewAmounts,
     /// `total_score` between 0 and 100, `suggestions` not negative.
     EvaluationRanges,
+    /// `max_score` > 0; `target_value` present unless the comparator is `qualitative`.
+    TargetShape,
+    /// `awarded_score` not negative; `likelihood` only before the year-end month 12.
+    ResultShape,
+    /// `closed_date` not before the first day of `year`.
+    ClosedInYear,
+    /// `evaluated_year` < `budget_year`; `approved_amount` ≤ `requested_amount`;
+    /// `cancel` ⇒ `approved_amount` = 0.
+    DecisionAmounts,
 }
 
 /// A rule that needs what the warehouse already holds.
@@ -123,6 +190,17 @@ pub enum StoredRule {
     KeepsReferencedProjects,
     /// Replacing the table keeps every code (its key) that these tables refer to.
     KeepsReferencedCodes(&'static [&'static str]),
+    /// (`object_kind`, `object_code`) names a department (`dept`: a dept_code) or a
+    /// project of the year in the named column (`project`: a project_code).
+    ObjectExists(&'static str),
+    /// `indicator_code` is in indicators, in the framework `object_kind` names.
+    IndicatorOfObject,
+    /// The row's target is in perf_targets; what the target's comparator and
+    /// max_score imply of `actual_value`, `achievement` and `awarded_score`.
+    TargetExists,
+    /// Per object and year, `executed_amount` never decreases with `as_of_month`,
+    /// over the input and the stored rows together.
+    ExecutionNeverDecreases,
 }
 
 /// Columns of one table that name a row of another by its key: a foreign key, as a
@@ -142,6 +220,10 @@ impl StoredRule {
             StoredRule::ParentExists => (&["parent_code"], &DEPARTMENTS),
             StoredRule::IndicatorExists(_) => (&["indicator_code"], &INDICATORS),
             StoredRule::ProjectExists => (&["year", "project_code"], &PROJECTS),
+            StoredRule::TargetExists => (
+                &["year", "object_kind", "object_code", "indicator_code"],
+                &PERF_TARGETS,
+            ),
             _ => return None,
         };
         Some(Reference { columns, table })
@@ -156,10 +238,20 @@ impl StoredRule {
             StoredRule::ScoresAddUpToEvaluation | StoredRule::EvaluationMatchesScores => {
                 vec![EVALUATIONS.name, PROJECT_SCORES.name]
             }
-            StoredRule::KeepsReferencedProjects => {
-                vec![EXANTE_REVIEWS.name, EVALUATIONS.name, PROJECT_SCORES.name]
-            }
+            StoredRule::KeepsReferencedProjects => vec![
+                EXANTE_REVIEWS.name,
+                EVALUATIONS.name,
+                PROJECT_SCORES.name,
+                PERF_TARGETS.name,
+                BUDGET_EXECUTION.name,
+                RECTIFICATIONS.name,
+                BUDGET_DECISIONS.name,
+            ],
             StoredRule::KeepsReferencedCodes(tables) => tables.to_vec(),
+            StoredRule::ObjectExists(_) => vec![DEPARTMENTS.name, PROJECTS.name],
+            StoredRule::IndicatorOfObject => vec![INDICATORS.name],
+            StoredRule::TargetExists => vec![PERF_TARGETS.name],
+            StoredRule::ExecutionNeverDecreases => vec![],
         }
     }
 }
@@ -223,6 +315,13 @@ pub const DIRECTIONS: &[&str] = &["higher", "lower"];
 pub const BUDGET_BOOKS: &[&str] = &["general", "gov_fund", "soe_capital", "social_insurance"];
 pub const PROJECT_KINDS: &[&str] = &["project", "policy"];
 pub const CONCLUSIONS: &[&str] = &["support", "partial", "reject", "returned"];
+pub const OBJECT_KINDS: &[&str] = &["dept", "project"];
+pub const COMPARATORS: &[&str] = &[">=", "<=", "=", "qualitative"];
+pub const ACHIEVEMENTS: &[&str] = &["achieved", "partial", "not_achieved"];
+pub const LIKELIHOODS: &[&str] = &["certain", "likely", "unlikely"];
+pub const RECTIFICATION_SOURCES: &[&str] =
+    &["exante", "monitoring", "evaluation", "dept_evaluation"];
+pub const ACTIONS: &[&str] = &["prioritise", "maintain", "cut", "cancel"];
 pub const EVAL_KINDS: &[&str] = &[
     "self",
     "monitoring",
@@ -243,7 +342,15 @@ pub static DEPARTMENTS: TableDef = TableDef {
     row_rules: &[RowRule::NotOwnParent],
     stored_rules: &[
         StoredRule::ParentExists,
-        StoredRule::KeepsReferencedCodes(&["dept_scores", "unit_budgets", "projects"]),
+        StoredRule::KeepsReferencedCodes(&[
+            "dept_scores",
+            "unit_budgets",
+            "projects",
+            "perf_targets",
+            "budget_execution",
+            "rectifications",
+            "budget_decisions",
+        ]),
     ],
 };
 
@@ -263,6 +370,7 @@ pub static INDICATORS: TableDef = TableDef {
     stored_rules: &[StoredRule::KeepsReferencedCodes(&[
         "dept_scores",
         "project_scores",
+        "perf_targets",
     ])],
 };
 
@@ -373,6 +481,108 @@ pub static PROJECT_SCORES: TableDef = TableDef {
     ],
 };
 
+pub static PERF_TARGETS: TableDef = TableDef {
+    name: "perf_targets",
+    description: "performance targets (绩效目标) set with the budget of a department or project",
+    columns: &[
+        col("year", Kind::Int),
+        one_of("object_kind", OBJECT_KINDS),
+        col("object_code", Kind::Text),
+        col("indicator_code", Kind::Text),
+        opt("unit", Kind::Text),
+        one_of("comparator", COMPARATORS),
+        opt("target_value", Kind::Measure),
+        col("max_score", Kind::Score),
+    ],
+    key: &["year", "object_kind", "object_code", "indicator_code"],
+    row_rules: &[RowRule::TargetShape],
+    stored_rules: &[
+        StoredRule::ObjectExists("year"),
+        StoredRule::IndicatorOfObject,
+    ],
+};
+
+pub static TARGET_RESULTS: TableDef = TableDef {
+    name: "target_results",
+    description: "progress (months 1–11) and year-end results (month 12) of performance targets",
+    columns: &[
+        col("year", Kind::Int),
+        one_of("object_kind", OBJECT_KINDS),
+        col("object_code", Kind::Text),
+        col("indicator_code", Kind::Text),
+        int_in("as_of_month", 1, 12),
+        opt("actual_value", Kind::Measure),
+        opt_one_of("achievement", ACHIEVEMENTS),
+        opt("awarded_score", Kind::Score),
+        opt_one_of("likelihood", LIKELIHOODS),
+    ],
+    key: &[
+        "year",
+        "object_kind",
+        "object_code",
+        "indicator_code",
+        "as_of_month",
+    ],
+    row_rules: &[RowRule::ResultShape],
+    stored_rules: &[StoredRule::TargetExists],
+};
+
+pub static BUDGET_EXECUTION: TableDef = TableDef {
+    name: "budget_execution",
+    description:
+        "budget execution (预算执行) of a department or project, cumulative to the end of a month",
+    columns: &[
+        col("year", Kind::Int),
+        one_of("object_kind", OBJECT_KINDS),
+        col("object_code", Kind::Text),
+        int_in("as_of_month", 1, 12),
+        col("budget_amount", Kind::Money),
+        col("executed_amount", Kind::Money),
+    ],
+    key: &["year", "object_kind", "object_code", "as_of_month"],
+    row_rules: &[],
+    stored_rules: &[
+        StoredRule::ObjectExists("year"),
+        StoredRule::ExecutionNeverDecreases,
+    ],
+};
+
+pub static RECTIFICATIONS: TableDef = TableDef {
+    name: "rectifications",
+    description:
+        "problems found by reviews, monitoring and evaluations, and their rectification (整改)",
+    columns: &[
+        col("year", Kind::Int),
+        one_of("object_kind", OBJECT_KINDS),
+        col("object_code", Kind::Text),
+        one_of("source", RECTIFICATION_SOURCES),
+        int_in("seq", 1, 99_999),
+        col("issue", Kind::Text),
+        col("due_date", Kind::Date),
+        opt("closed_date", Kind::Date),
+    ],
+    key: &["year", "object_kind", "object_code", "source", "seq"],
+    row_rules: &[RowRule::ClosedInYear],
+    stored_rules: &[StoredRule::ObjectExists("year")],
+};
+
+pub static BUDGET_DECISIONS: TableDef = TableDef {
+    name: "budget_decisions",
+    description: "budget decisions that use an earlier year's evaluation results (结果应用)",
+    columns: &[
+        col("budget_year", Kind::Int),
+        one_of("object_kind", OBJECT_KINDS),
+        col("object_code", Kind::Text),
+        col("evaluated_year", Kind::Int),
+        col("requested_amount", Kind::Money),
+        col("approved_amount", Kind::Money),
+        one_of("action", ACTIONS),
+    ],
+    key: &["budget_year", "object_kind", "object_code"],
+    row_rules: &[RowRule::DecisionAmounts],
+    stored_rules: &[StoredRule::ObjectExists("evaluated_year")],
+};
+
 /// Every table of the warehouse, in dependency order: a table only refers to tables
 /// before it, so loading in this order never breaks referential integrity.
 pub static TABLES: &[&TableDef] = &[
@@ -384,6 +594,21 @@ pub static TABLES: &[&TableDef] = &[
     &EXANTE_REVIEWS,
     &EVALUATIONS,
     &PROJECT_SCORES,
+    &PERF_TARGETS,
+    &TARGET_RESULTS,
+    &BUDGET_EXECUTION,
+    &RECTIFICATIONS,
+    &BUDGET_DECISIONS,
+];
+
+/// The tables a warehouse made before them may lack: it reads them as empty, and
+/// the first ingest into one creates it.
+pub static LATER_TABLES: &[&TableDef] = &[
+    &PERF_TARGETS,
+    &TARGET_RESULTS,
+    &BUDGET_EXECUTION,
+    &RECTIFICATIONS,
+    &BUDGET_DECISIONS,
 ];
 
 pub fn table(name: &str) -> Option<&'static TableDef> {
@@ -427,6 +652,6 @@ mod tests {
                 seen += 1;
             }
         }
-        assert!(seen >= 8, "{seen} references");
+        assert!(seen >= 9, "{seen} references");
     }
 }

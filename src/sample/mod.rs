@@ -6,6 +6,7 @@
 mod names;
 mod scores;
 pub mod shipped;
+mod targets;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -162,6 +163,7 @@ pub fn generate(opts: &SampleOptions) -> Result<Sample> {
     }
     let projects_by_dept = first_level.iter().map(|d| d.0.clone()).collect::<Vec<_>>();
     g.projects_and_evaluations(&projects_by_dept);
+    g.targets_and_results();
     let mut tables = g.tables;
     Ok(Sample {
         tables: model::TABLES

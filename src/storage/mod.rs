@@ -29,7 +29,7 @@ use deltalake::DeltaTable;
 use futures::TryStreamExt;
 use url::Url;
 
-use crate::model::{TableDef, TABLES};
+use crate::model::{TableDef, LATER_TABLES, TABLES};
 use crate::{Error, Result};
 
 /// How an ingest changes a table.
@@ -79,12 +79,18 @@ impl Warehouse {
                 root.display()
             )));
         }
-        let missing: Vec<&str> = TABLES
+        // A warehouse made before the later tables lacks them; it is still whole.
+        let first: Vec<&TableDef> = TABLES
+            .iter()
+            .copied()
+            .filter(|t| !LATER_TABLES.iter().any(|l| l.name == t.name))
+            .collect();
+        let missing: Vec<&str> = first
             .iter()
             .filter(|t| !root.join(t.name).join("_delta_log").is_dir())
             .map(|t| t.name)
             .collect();
-        if missing.len() == TABLES.len() {
+        if missing.len() == first.len() {
             return Err(Error::usage(format!(
                 "{} is not a kpidb warehouse (it holds none of the tables); create one with `kpidb init DIR`",
                 root.display()
@@ -104,6 +110,34 @@ impl Warehouse {
             Err(e) => return Err(Error::io(&marker, e)),
         };
         Ok(Warehouse { root, read_only })
+    }
+
+    /// Whether `def`'s table exists here: a warehouse made before the later tables
+    /// ([`LATER_TABLES`]) lacks them until they are added.
+    pub fn has(&self, def: &TableDef) -> bool {
+        self.root.join(def.name).join("_delta_log").is_dir()
+    }
+
+    /// Adds, empty at version 0, the later tables a writable warehouse made before them
+    /// lacks; returns their names. Safe when several processes do it at once.
+    pub async fn add_later_tables(&self) -> Result<Vec<&'static str>> {
+        let mut added = Vec::new();
+        if self.read_only.is_some() {
+            return Ok(added);
+        }
+        for def in LATER_TABLES {
+            if self.has(def) {
+                continue;
+            }
+            let empty = vec![RecordBatch::new_empty(def.schema())];
+            match self.create_table(def, empty, "upgrade").await {
+                Ok(_) => added.push(def.name),
+                // Another process added it first.
+                Err(_) if self.has(def) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(added)
     }
 
     /// Refuses a write to a read-only warehouse, saying why and what to do instead.
@@ -193,7 +227,7 @@ impl Warehouse {
     /// The latest version of every table: a snapshot that `--as-of-version` accepts.
     pub async fn versions(&self) -> Result<BTreeMap<String, u64>> {
         let mut versions = BTreeMap::new();
-        for def in TABLES {
+        for def in TABLES.iter().filter(|def| self.has(def)) {
             let table = self.latest(def).await?;
             versions.insert(def.name.to_string(), table.version().unwrap_or(0));
         }
@@ -267,6 +301,9 @@ impl Warehouse {
 
     /// Every commit of `def`'s table, newest first.
     pub async fn history(&self, def: &TableDef) -> Result<Vec<Commit>> {
+        if !self.has(def) {
+            return Ok(Vec::new());
+        }
         let table = self.latest(def).await?;
         Ok(commit_infos(&table, None)
             .await?

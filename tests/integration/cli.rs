@@ -236,7 +236,8 @@ fn init_history_and_snapshot() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(common::scalar(&wh, "SELECT count(*) FROM dept_scores"), "0");
     let snapshot = stdout(&run(&wh, &["snapshot"]));
-    assert_eq!(snapshot.trim(), "departments=0,dept_scores=0,evaluations=0,exante_reviews=0,indicators=0,project_scores=0,projects=0,unit_budgets=0");
+    assert_eq!(snapshot.trim(), "budget_decisions=0,budget_execution=0,departments=0,dept_scores=0,evaluations=0,\
+        exante_reviews=0,indicators=0,perf_targets=0,project_scores=0,projects=0,rectifications=0,target_results=0,unit_budgets=0");
     let history = stdout(&run(&wh, &["history", "projects"]));
     assert!(history.contains("mode=create"), "{history}");
     // A second init on the same directory is refused.

@@ -313,9 +313,10 @@ enum Ty {
 impl Ty {
     fn of(kind: Kind) -> Ty {
         match kind {
-            Kind::Text => Ty::Text,
+            // Dates compare with text literals ('2024-03-31').
+            Kind::Text | Kind::Date => Ty::Text,
             Kind::Bool => Ty::Bool,
-            Kind::Int | Kind::Money | Kind::Score => Ty::Num,
+            Kind::Int | Kind::Money | Kind::Score | Kind::Measure => Ty::Num,
         }
     }
 }

@@ -1004,3 +1004,167 @@ fn a_sheet_with_a_title_row_keeps_its_spreadsheet_rows() {
         &["titled.xlsx [Sheet1] row 4, column score, value \"6\": score is above its max_score 5.00"],
     );
 }
+
+#[test]
+fn targets_execution_rectifications_and_decisions_keep_their_rules() {
+    let (_tmp, data) = sample_copy();
+    let d = &data;
+    // A 2023 project and a qualitative target of it, from the sample.
+    let project = scalar(
+        d,
+        "SELECT min(object_code) FROM perf_targets WHERE year = 2023 AND object_kind = 'project'",
+    );
+    let qualitative = scalar(
+        d,
+        "SELECT min(object_code || '/' || indicator_code) FROM perf_targets \
+        WHERE year = 2023 AND object_kind = 'project' AND comparator = 'qualitative'",
+    );
+    let (q_code, q_indicator) = qualitative.split_once('/').unwrap();
+    let max = scalar(d, &format!("SELECT max_score FROM perf_targets WHERE year = 2023 AND object_code = '{q_code}' AND indicator_code = '{q_indicator}'"));
+    let quantitative = scalar(
+        d,
+        "SELECT min(object_code || '/' || indicator_code) FROM perf_targets \
+        WHERE year = 2023 AND object_kind = 'project' AND comparator = '>='",
+    );
+    let (n_code, n_indicator) = quantitative.split_once('/').unwrap();
+
+    rejects(d, "perf_targets", "targets.csv",
+        format!("year,object_kind,object_code,indicator_code,unit,comparator,target_value,max_score\n\
+                 2023,project,{project},P9999,个,>=,,10\n\
+                 2023,project,NOPE,P3101,个,>=,5,10\n\
+                 2023,project,{project},D3101,%,>=,95,0\n\
+                 2023,dept,999,D3101,%,>=,95,10\n\
+                 2023,unit,101,D3101,%,>,95,10\n").as_bytes(),
+        &["row 2, column target_value, value \"\": a target compared with >= needs a target_value",
+          "row 2, column indicator_code, value \"P9999\": unknown indicator_code: not in indicators",
+          "row 3, column object_code, value \"NOPE\": unknown object_code: no such project in projects for year 2023",
+          "row 4, column max_score, value \"0\": max_score must be greater than 0",
+          "row 4, column indicator_code, value \"D3101\": indicator belongs to the dept framework; a project target takes project indicators",
+          "row 5, column object_code, value \"999\": unknown object_code: no department",
+          "row 6, column object_kind, value \"unit\": must be one of dept",
+          "row 6, column comparator, value \">\": must be one of >=",
+        ]);
+
+    rejects(d, "target_results", "results.csv",
+        format!("year,object_kind,object_code,indicator_code,as_of_month,actual_value,achievement,awarded_score,likelihood\n\
+                 2023,project,{project},P1101,12,1,,,\n\
+                 2023,project,{q_code},{q_indicator},12,,achieved,{whole}.5,\n\
+                 2023,project,{n_code},{n_indicator},12,,achieved,5,likely\n\
+                 2023,project,{n_code},{n_indicator},13,1.23456,,,\n",
+            whole = max.split('.').next().unwrap()).as_bytes(),
+        &["row 2, column indicator_code, value \"P1101\": no such target in perf_targets",
+          "row 3, column awarded_score", "is above the target's max_score",
+          "row 4, column actual_value, value \"\": the target is compared with >=: an actual_value is required",
+          "row 4, column achievement, value \"achieved\": achievement is for qualitative targets",
+          "row 4, column awarded_score, value \"5\": awarded_score is for qualitative targets",
+          "row 4, column likelihood, value \"likely\": month 12 is the year-end result",
+          "row 5, column as_of_month, value \"13\": as_of_month must be between 1 and 12",
+          "row 5, column actual_value, value \"1.23456\": a value has at most four decimals",
+        ]);
+
+    // Execution is cumulative: within the input, and against what is stored.
+    let dir = tempfile::tempdir().unwrap();
+    let execution = dir.path().join("execution.csv");
+    std::fs::write(
+        &execution,
+        "年度,对象类型,对象编码,截至月份,全年预算数,累计执行数\n\
+        2023,部门,101001,1,\"1,000.00\",100\n2023,部门,101001,2,1000,250\n",
+    )
+    .unwrap();
+    let out = run(
+        d,
+        &["ingest", "budget_execution", execution.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    rejects(d, "budget_execution", "later.csv",
+        b"year,object_kind,object_code,as_of_month,budget_amount,executed_amount\n\
+          2023,dept,101001,3,1000,200\n2023,dept,101001,5,1000,400\n2023,dept,101001,4,1000,450\n",
+        &["row 2, column executed_amount, value \"200.00\": execution is cumulative: dept 101001 had 250.00 executed by month 2 of 2023, more than this month 3",
+          "row 3, column executed_amount, value \"400.00\": execution is cumulative: dept 101001 had 450.00 executed by month 4 of 2023, more than this month 5",
+        ]);
+    rejects(d, "budget_execution", "negative.csv",
+        b"year,object_kind,object_code,as_of_month,budget_amount,executed_amount\n2023,dept,101001,3,-1,300\n",
+        &["row 2, column budget_amount, value \"-1\": an amount must not be negative"]);
+
+    rejects(d, "rectifications", "rect.csv",
+        format!("year,object_kind,object_code,source,seq,issue,due_date,closed_date\n\
+                 2023,project,{project},monitoring,1,进度滞后,2023-09-30,2022-12-31\n\
+                 2023,project,{project},monitoring,2,进度滞后,2023-09-31,\n\
+                 2023,project,{project},audit,0,进度滞后,2023-09-30,\n").as_bytes(),
+        &["row 2, column closed_date, value \"2022-12-31\": closed_date is before the start of the year 2023",
+          "row 3, column due_date, value \"2023-09-31\": 2023-09-31 is not a day of the calendar",
+          "row 4, column source, value \"audit\": must be one of exante",
+          "row 4, column seq, value \"0\": seq must be between 1 and 99999",
+        ]);
+
+    rejects(d, "budget_decisions", "decisions.csv",
+        format!("budget_year,object_kind,object_code,evaluated_year,requested_amount,approved_amount,action\n\
+                 2024,project,{project},2024,100,100,maintain\n\
+                 2024,project,{project},2023,100,120,prioritise\n\
+                 2025,project,{project},2023,100,10,取消\n").as_bytes(),
+        &["row 2, column evaluated_year, value \"2024\": the evaluated year must be before the budget year 2024",
+          "row 2, column object_code",
+          "row 3, column approved_amount, value \"120\": approved_amount is above requested_amount 100.00",
+          "row 4, column approved_amount, value \"10\": a cancelled budget must have approved_amount 0",
+        ]);
+
+    // A department's targets and results with the spreadsheets' Chinese headers and words.
+    let targets = dir.path().join("targets.csv");
+    std::fs::write(
+        &targets,
+        "年度,对象类型,对象编码,指标编码,计量单位,比较方式,指标值,分值\n\
+        2023,部门,101001,D3101,%,≥,95,60\n2023,部门,101001,D4101,,定性,,30\n",
+    )
+    .unwrap();
+    let out = run(d, &["ingest", "perf_targets", targets.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let results = dir.path().join("results.csv");
+    std::fs::write(
+        &results,
+        "年度,对象类型,对象编码,指标编码,截至月份,实际完成值,完成情况,评定得分,完成可能性\n\
+        2023,部门,101001,D3101,6,40,,,较大可能完成\n2023,部门,101001,D3101,12,76,,,\n\
+        2023,部门,101001,D4101,12,,部分达成,18,\n",
+    )
+    .unwrap();
+    let out = run(d, &["ingest", "target_results", results.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // 76/95 of 60 = 48.00, plus 18 awarded: 66 of 90; 250 of 1000 spent: 2.50 points.
+    assert_eq!(
+        stdout(&run(d, &["query", "--format", "csv",
+            "SELECT target_points, execution_points, total_score, grade FROM self_evaluation(2023, 'dept') WHERE object_code = '101001'"])),
+        "target_points,execution_points,total_score,grade\n66.00,2.50,68.50,中\n"
+    );
+}
+
+#[test]
+fn a_warehouse_made_before_the_target_tables_reads_them_empty_and_gains_them() {
+    let (_tmp, data) = sample_copy();
+    for table in kpidb::model::LATER_TABLES {
+        std::fs::remove_dir_all(data.join(table.name)).unwrap();
+    }
+    // Opening it adds the tables, empty.
+    assert_eq!(scalar(&data, "SELECT count(*) FROM perf_targets"), "0");
+    for table in kpidb::model::LATER_TABLES {
+        assert!(
+            data.join(table.name).join("_delta_log").is_dir(),
+            "{}",
+            table.name
+        );
+    }
+    assert_eq!(
+        scalar(&data, "SELECT count(*) FROM self_evaluation(2023)"),
+        "0"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("execution.csv");
+    std::fs::write(&file, "year,object_kind,object_code,as_of_month,budget_amount,executed_amount\n2023,dept,101,6,100,40\n").unwrap();
+    let out = run(
+        &data,
+        &["ingest", "budget_execution", file.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        scalar(&data, "SELECT level FROM monitoring_warnings(2023, 6)"),
+        "yellow"
+    );
+}
