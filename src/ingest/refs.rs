@@ -45,6 +45,8 @@ pub struct Refs {
     pub referenced_codes: Vec<(String, &'static str)>,
     /// Each performance target's (comparator, max_score in hundredths).
     pub targets: HashMap<TargetKey, (Box<str>, i128)>,
+    /// The targets target_results refers to (when targets are being replaced).
+    pub referenced_targets: Vec<TargetKey>,
 }
 
 /// (year, object_kind, object_code, indicator_code) of a performance target.
@@ -174,6 +176,23 @@ impl Refs {
             refs.finance_totals = refs.per_project(engine, sql).await?;
         }
         let replacing = matches!(mode, WriteMode::ReplaceYear | WriteMode::Replace);
+        if needs(StoredRule::KeepsReferencedTargets) && replacing {
+            let sql = "SELECT DISTINCT year, object_kind, object_code, indicator_code \
+                       FROM target_results ORDER BY 1, 2, 3, 4";
+            for batch in engine.query(sql).await? {
+                let years = int(&batch, 0)?;
+                let (kinds, codes, indicators) =
+                    (text(&batch, 1)?, text(&batch, 2)?, text(&batch, 3)?);
+                for r in 0..batch.num_rows() {
+                    refs.referenced_targets.push((
+                        years.value(r),
+                        kinds.value(r).into(),
+                        codes.value(r).into(),
+                        indicators.value(r).into(),
+                    ));
+                }
+            }
+        }
         if needs(StoredRule::KeepsReferencedProjects) && replacing {
             for table in StoredRule::KeepsReferencedProjects.reads() {
                 let Some((year, code, condition)) = object_columns(table, "project") else {
@@ -433,6 +452,7 @@ impl Refs {
                 StoredRule::ParentExists
                 | StoredRule::ScoresAddUpToEvaluation
                 | StoredRule::KeepsReferencedProjects
+                | StoredRule::KeepsReferencedTargets
                 | StoredRule::KeepsReferencedCodes(_)
                 | StoredRule::ExecutionNeverDecreases => {}
             }

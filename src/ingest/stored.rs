@@ -12,7 +12,7 @@ use foldhash::{HashMap, HashSet};
 use futures::StreamExt;
 
 use super::keys::KeyTracker;
-use super::refs::{project_key, Refs};
+use super::refs::{project_key, Refs, TargetKey};
 use super::rules::{decimals, ints, strings};
 use super::validate::{hundredths, FileRef, Problems};
 use super::Chunk;
@@ -35,6 +35,8 @@ pub struct Gathered {
     first: Option<FileRef>,
     /// Per (year, object_kind, object_code): (month, executed hundredths, where).
     executions: Executions,
+    /// The targets of an input of perf_targets.
+    targets: HashSet<TargetKey>,
 }
 
 impl Gathered {
@@ -114,6 +116,26 @@ impl Gathered {
                                 executed.value(r),
                                 Some((file.clone(), chunk.lines[r])),
                             ));
+                    }
+                }
+                StoredRule::KeepsReferencedTargets => {
+                    let years = ints(column("year"));
+                    let kinds = strings(column("object_kind"));
+                    let codes = strings(column("object_code"));
+                    let indicators = strings(column("indicator_code"));
+                    for r in 0..batch.num_rows() {
+                        if years.is_valid(r)
+                            && kinds.is_valid(r)
+                            && codes.is_valid(r)
+                            && indicators.is_valid(r)
+                        {
+                            self.targets.insert((
+                                years.value(r),
+                                kinds.value(r).into(),
+                                codes.value(r).into(),
+                                indicators.value(r).into(),
+                            ));
+                        }
                     }
                 }
                 StoredRule::KeepsReferencedProjects => {
@@ -198,6 +220,25 @@ pub async fn check(
                     add_stored_executions(engine, &gathered.years(), &mut executions).await?;
                 }
                 never_decreases(executions, problems);
+            }
+            StoredRule::KeepsReferencedTargets if mode != WriteMode::Append => {
+                let header = gathered.whole();
+                for key in &refs.referenced_targets {
+                    let (year, kind, code, indicator) = key;
+                    if (gathered.years.contains(year) || mode == WriteMode::Replace)
+                        && !gathered.targets.contains(key)
+                    {
+                        problems.add(header.problem(
+                            1,
+                            "indicator_code",
+                            indicator,
+                            format!(
+                                "replacing would drop the {year} target of {kind} {code} on this \
+                                 indicator, which target_results still refers to"
+                            ),
+                        ));
+                    }
+                }
             }
             StoredRule::KeepsReferencedProjects if mode != WriteMode::Append => {
                 let header = gathered.whole();

@@ -201,6 +201,8 @@ pub enum StoredRule {
     /// Per object and year, `executed_amount` never decreases with `as_of_month`,
     /// over the input and the stored rows together.
     ExecutionNeverDecreases,
+    /// Replacing targets keeps every target that target_results refers to.
+    KeepsReferencedTargets,
 }
 
 /// Columns of one table that name a row of another by its key: a foreign key, as a
@@ -252,6 +254,7 @@ impl StoredRule {
             StoredRule::IndicatorOfObject => vec![INDICATORS.name],
             StoredRule::TargetExists => vec![PERF_TARGETS.name],
             StoredRule::ExecutionNeverDecreases => vec![],
+            StoredRule::KeepsReferencedTargets => vec![TARGET_RESULTS.name],
         }
     }
 }
@@ -499,6 +502,7 @@ pub static PERF_TARGETS: TableDef = TableDef {
     stored_rules: &[
         StoredRule::ObjectExists("year"),
         StoredRule::IndicatorOfObject,
+        StoredRule::KeepsReferencedTargets,
     ],
 };
 

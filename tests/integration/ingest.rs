@@ -1168,3 +1168,38 @@ fn a_warehouse_made_before_the_target_tables_reads_them_empty_and_gains_them() {
         "yellow"
     );
 }
+
+#[test]
+fn replacing_targets_keeps_the_ones_results_refer_to() {
+    let (_tmp, data) = sample_copy();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("targets.csv");
+    std::fs::write(
+        &file,
+        "year,object_kind,object_code,indicator_code,unit,comparator,target_value,max_score\n\
+        2023,dept,101,D3101,%,>=,95,90\n",
+    )
+    .unwrap();
+    let before = version(&data, "perf_targets");
+    let out = run(
+        &data,
+        &[
+            "ingest",
+            "perf_targets",
+            file.to_str().unwrap(),
+            "--mode",
+            "replace-year",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("which target_results still refers to"),
+        "{err}"
+    );
+    assert!(
+        err.contains("replacing would drop the 2023 target of dept 102 on this indicator"),
+        "{err}"
+    );
+    assert_eq!(version(&data, "perf_targets"), before);
+}
