@@ -115,6 +115,9 @@ impl Engine {
             ctx.register_table(def.name, table.clone())?;
             tables.insert(def.name.to_string(), table);
         }
+        for source in warehouse.sources() {
+            ctx.register_table(source.name.as_str(), source.table(&ctx).await?)?;
+        }
         let rollups = Arc::new(Rollups::open(&ctx, &warehouse, &tables, options.rollups).await?);
         crate::functions::register_all(&ctx, options, Some(Arc::clone(&rollups)));
         Ok(Engine {

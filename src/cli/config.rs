@@ -31,6 +31,9 @@ pub struct Config {
     /// `kpidb serve` settings.
     #[serde(default)]
     pub server: crate::server::ServerConfig,
+    /// Read-only tables from Parquet, CSV or Delta data outside the warehouse.
+    #[serde(default)]
+    pub sources: Vec<crate::storage::Source>,
 }
 
 impl Config {
@@ -99,6 +102,28 @@ impl Config {
                  Asia/Shanghai, Asia/Urumqi or UTC"
             ))
         })
+    }
+
+    /// The `[[sources]]`, their names checked (once each) and locations relative to
+    /// the configuration file.
+    pub fn sources(
+        &self,
+        file: Option<&std::path::Path>,
+    ) -> crate::Result<Vec<crate::storage::Source>> {
+        let base = file.and_then(|f| f.parent());
+        let mut seen = std::collections::BTreeSet::new();
+        self.sources
+            .iter()
+            .map(|source| {
+                if !seen.insert(source.name.as_str()) {
+                    return Err(crate::Error::usage(format!(
+                        "[[sources]] name '{}' is given twice",
+                        source.name
+                    )));
+                }
+                source.resolved(base)
+            })
+            .collect()
     }
 
     pub fn function_options(&self) -> crate::functions::FunctionOptions {

@@ -429,6 +429,8 @@ pub async fn run(cli: Cli) -> Result<()> {
     let data_flag = given.data.or(cli.data);
     let config_file = cli.config;
     let data = || config.data_dir(data_flag.clone(), config_file.as_deref());
+    let sources = config.sources(config_file.as_deref())?;
+    let open = |path: PathBuf| Warehouse::open(path).map(|w| w.with_sources(sources.clone()));
     let options = config.function_options();
     let zone = config.zone()?;
     let cluster = config.cluster(given.cluster.or(cli.cluster).as_deref())?;
@@ -442,7 +444,17 @@ pub async fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Report(args) => {
-            report::run(args.command, reports()?, data()?, options, cluster, &zone).await
+            let data = data()?;
+            report::run(
+                args.command,
+                reports()?,
+                data,
+                sources.clone(),
+                options,
+                cluster,
+                &zone,
+            )
+            .await
         }
         Command::Serve(args) => {
             let user = match (std::env::var("KPIDB_USER"), std::env::var("KPIDB_PASSWORD")) {
@@ -474,12 +486,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                 cluster,
                 ..settings
             };
-            crate::server::serve(Warehouse::open(data()?)?, options, settings, reports).await
+            crate::server::serve(open(data()?)?, options, settings, reports).await
         }
-        Command::Query(args) => query(&data()?, args, options, cluster.as_ref(), &zone).await,
+        Command::Query(args) => query(open(data()?)?, args, options, cluster.as_ref(), &zone).await,
         Command::Repl(ReplArgs { pin, .. }) => {
-            let mut engine =
-                Engine::open_with(Warehouse::open(data()?)?, pin.as_of(&zone)?, options).await?;
+            let mut engine = Engine::open_with(open(data()?)?, pin.as_of(&zone)?, options).await?;
             if let Some(url) = &cluster {
                 engine = engine.with_hook(url).await?;
             }
@@ -517,7 +528,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Ingest(args) => {
-            let warehouse = Warehouse::open(data()?)?;
+            let warehouse = open(data()?)?;
             let summary = ingest(
                 &warehouse,
                 IngestRequest {
@@ -543,7 +554,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::History { table, .. } => {
             let def = table_or_err(&table)?;
-            let warehouse = Warehouse::open(data()?)?;
+            let warehouse = open(data()?)?;
             outln!(
                 "{:>7}  {:<29}  {:<10}  details",
                 "version",
@@ -570,7 +581,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Snapshot { .. } => {
-            let versions = Warehouse::open(data()?)?.versions().await?;
+            let versions = open(data()?)?.versions().await?;
             outln!("{}", AsOf::Versions(versions));
             Ok(())
         }
@@ -584,9 +595,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Export(args) => {
-            let engine =
-                Engine::open_with(Warehouse::open(data()?)?, args.pin.as_of(&zone)?, options)
-                    .await?;
+            let engine = Engine::open_with(open(data()?)?, args.pin.as_of(&zone)?, options).await?;
             let ExportFormat::Parquet = args.format;
             for (table, rows) in crate::export::parquet(&engine, &args.dir).await? {
                 outln!("{table:<15} {rows:>10} rows");
@@ -599,7 +608,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let source = match args.engine {
                 crate::bench::BenchEngine::Kpidb => {
                     let mut engine =
-                        Engine::open_with(Warehouse::open(data()?)?, AsOf::Latest, options).await?;
+                        Engine::open_with(open(data()?)?, AsOf::Latest, options).await?;
                     if let Some(url) = &cluster {
                         engine = engine.with_hook(url).await?;
                     }
@@ -624,7 +633,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Rollups { rebuild, .. } => {
-            let warehouse = Warehouse::open(data()?)?;
+            let warehouse = open(data()?)?;
             if rebuild {
                 crate::rollup::rebuild_all(&warehouse).await?;
             }
@@ -668,7 +677,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn query(
-    data: &std::path::Path,
+    warehouse: Warehouse,
     args: QueryArgs,
     options: crate::functions::FunctionOptions,
     cluster: Option<&crate::cluster::ClusterUrl>,
@@ -685,8 +694,7 @@ async fn query(
             ))
         }
     };
-    let mut engine =
-        Engine::open_with(Warehouse::open(data)?, args.pin.as_of(zone)?, options).await?;
+    let mut engine = Engine::open_with(warehouse, args.pin.as_of(zone)?, options).await?;
     if let Some(url) = cluster {
         engine = engine.with_hook(url).await?;
     }

@@ -46,6 +46,7 @@ pub async fn run(
     command: ReportCommand,
     reports: Reports,
     data: PathBuf,
+    sources: Vec<crate::storage::Source>,
     options: FunctionOptions,
     cluster: Option<crate::cluster::ClusterUrl>,
     zone: &chrono_tz::Tz,
@@ -116,8 +117,13 @@ pub async fn run(
                 hook: hook.clone(),
                 allow_empty: args.allow_empty,
             };
-            let manifest =
-                report::run_report(&Warehouse::open(&data)?, options, report, request).await?;
+            let manifest = report::run_report(
+                &Warehouse::open(&data)?.with_sources(sources.clone()),
+                options,
+                report,
+                request,
+            )
+            .await?;
             outln!("{}: {}", report.name, report.title);
             for (name, value) in &manifest.params {
                 match value {
@@ -140,7 +146,7 @@ pub async fn run(
             Ok(())
         }
         ReportCommand::Schedule => {
-            let warehouse = Warehouse::open(&data)?;
+            let warehouse = Warehouse::open(&data)?.with_sources(sources.clone());
             let scheduler = Scheduler::new(reports, Clock::system());
             if scheduler.scheduled().next().is_none() {
                 return Err(Error::usage(format!(

@@ -5,12 +5,14 @@
 mod as_of;
 mod files;
 mod live;
+mod sources;
 mod staged;
 mod unavailable;
 
 pub use as_of::AsOf;
 pub use files::{DataFile, DeltaSnapshotTable, TableFiles};
 pub use live::{LiveTable, Snapshot};
+pub use sources::{Source, SourceFormat};
 pub use staged::{CommitLock, Committed, Staged, StagedWrite};
 pub use unavailable::UnavailableTable;
 
@@ -63,12 +65,14 @@ pub struct Warehouse {
     root: PathBuf,
     /// Why nothing may be written here, from the [`READ_ONLY`] file.
     read_only: Option<std::sync::Arc<str>>,
+    /// Read-only tables from outside the warehouse (`[[sources]]`).
+    sources: std::sync::Arc<[Source]>,
 }
 
 impl Warehouse {
     /// Opens an existing warehouse, checking every table of the model is there.
     pub fn open(root: impl AsRef<Path>) -> Result<Self> {
-        let root = absolute(root.as_ref())?;
+        let root = absolute(&local(root.as_ref())?)?;
         if !root.is_dir() {
             return Err(Error::usage(format!(
                 "warehouse {} does not exist; create an empty one with `kpidb init {}`, \
@@ -109,7 +113,24 @@ impl Warehouse {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io(&marker, e)),
         };
-        Ok(Warehouse { root, read_only })
+        Ok(Warehouse {
+            root,
+            read_only,
+            sources: Vec::new().into(),
+        })
+    }
+
+    /// The warehouse with `sources` attached beside its tables.
+    pub fn with_sources(self, sources: Vec<Source>) -> Self {
+        Warehouse {
+            sources: sources.into(),
+            ..self
+        }
+    }
+
+    /// The read-only tables from outside the warehouse that sessions see beside it.
+    pub fn sources(&self) -> &[Source] {
+        &self.sources
     }
 
     /// Whether `def`'s table exists here: a warehouse made before the later tables
@@ -164,11 +185,13 @@ impl Warehouse {
 
     /// Makes the directory of a new warehouse; refuses one that already has content.
     pub(crate) fn create_dir(root: &Path) -> Result<Self> {
+        let root = &local(root)?;
         require_empty(root)?;
         std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
         Ok(Warehouse {
             root: absolute(root)?,
             read_only: None,
+            sources: Vec::new().into(),
         })
     }
 
@@ -402,6 +425,31 @@ fn plain(value: &serde_json::Value) -> String {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// The local directory `root` names. A URL is never taken for a directory (`s3://b/w`
+/// would otherwise become a folder `s3:` here): `file://` URLs are their path, every
+/// other scheme is refused by name.
+fn local(root: &Path) -> Result<PathBuf> {
+    let text = root.to_string_lossy();
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return Ok(root.to_path_buf());
+    };
+    let is_scheme = scheme.len() > 1
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !is_scheme {
+        return Ok(root.to_path_buf());
+    }
+    if scheme.eq_ignore_ascii_case("file") {
+        return Ok(PathBuf::from(rest));
+    }
+    Err(Error::usage(format!(
+        "{text}: warehouses on {scheme}:// are not supported; a warehouse is a local \
+         directory (a path, or a file:// URL). Nothing was read or written."
+    )))
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {

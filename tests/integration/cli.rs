@@ -303,3 +303,142 @@ fn the_shipped_csvs_pass_every_ingest_rule() {
         stdout(&run(&sample, &["query", "--format", "csv", q]))
     );
 }
+
+#[test]
+fn a_url_is_never_taken_for_a_local_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let in_dir = |args: &[&str]| kpidb().current_dir(dir.path()).args(args).output().unwrap();
+    for args in [
+        &["init", "s3://bucket/wh"][..],
+        &[
+            "--data",
+            "s3://bucket/wh",
+            "query",
+            "SELECT count(*) FROM dept_scores",
+        ],
+        &["gen-sample", "--out", "oss://bucket/wh"],
+        &["--data", "gs://bucket/wh", "ingest", "departments", "x.csv"],
+    ] {
+        let out = in_dir(args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("warehouses on") && err.contains(":// are not supported"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing was created in the current directory"
+    );
+    // file:// URLs are local directories.
+    let wh = dir.path().join("wh");
+    let url = format!("file://{}", wh.display());
+    let out = in_dir(&["init", &url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = in_dir(&[
+        "--data",
+        &url,
+        "query",
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM departments",
+    ]);
+    assert_eq!(stdout(&out), "n\n0\n", "{}", stderr(&out));
+}
+
+#[test]
+fn sources_attach_parquet_csv_and_delta_read_only() {
+    let (_tmp, data) = sample_copy();
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    std::fs::create_dir_all(base.join("ext")).unwrap();
+    std::fs::write(
+        base.join("ext/plans.csv"),
+        "dept_code;plan_2024\n101;1000.5\n102;2000\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(base.join("counts")).unwrap();
+    let out = run(&data, &["query", "--format", "parquet", "-o",
+        base.join("counts/part-0.parquet").to_str().unwrap(),
+        "SELECT dept_code, count(*) AS scores FROM dept_scores WHERE year = 2023 GROUP BY dept_code"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    common::copy_dir(&data.join("departments"), &base.join("old_departments"));
+    let config = base.join("kpidb.toml");
+    let write_config = |extra: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "data = \"{}\"\n\
+                 [[sources]]\nname = \"plans\"\nformat = \"csv\"\nlocation = \"ext/plans.csv\"\ndelimiter = \";\"\n\
+                 [[sources]]\nname = \"score_counts\"\nformat = \"parquet\"\nlocation = \"counts\"\n\
+                 [[sources]]\nname = \"old_departments\"\nformat = \"delta\"\nlocation = \"old_departments\"\n{extra}",
+                data.display()
+            ),
+        )
+        .unwrap();
+    };
+    write_config("");
+    let query = |sql: &str| {
+        kpidb()
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "query",
+                "--format",
+                "csv",
+                sql,
+            ])
+            .output()
+            .unwrap()
+    };
+    // Joined with the warehouse, under their own names.
+    let out = query(
+        "SELECT d.dept_name, p.plan_2024, s.scores, o.dept_name = d.dept_name AS same \
+         FROM plans p JOIN departments d ON d.dept_code = CAST(p.dept_code AS VARCHAR) \
+         JOIN score_counts s ON s.dept_code = d.dept_code \
+         JOIN old_departments o ON o.dept_code = d.dept_code ORDER BY d.dept_code",
+    );
+    assert_eq!(
+        stdout(&out),
+        "dept_name,plan_2024,scores,same\n市委办公室,1000.5,15,true\n市人大常委会办公室,2000.0,15,true\n",
+        "{}",
+        stderr(&out)
+    );
+    // Never written.
+    for sql in [
+        "INSERT INTO plans VALUES (103, 1)",
+        "INSERT INTO score_counts SELECT dept_code, 1 FROM departments",
+    ] {
+        let out = query(sql);
+        assert!(!out.status.success(), "{sql}");
+        assert!(stderr(&out).contains("are not allowed"), "{}", stderr(&out));
+    }
+    // A bad entry names what is wrong and where.
+    for (extra, expected) in [
+        (
+            "[[sources]]\nname = \"departments\"\nformat = \"csv\"\nlocation = \"ext/plans.csv\"\n",
+            "[[sources]] name 'departments' is a warehouse table",
+        ),
+        (
+            "[[sources]]\nname = \"missing\"\nformat = \"parquet\"\nlocation = \"nowhere\"\n",
+            "source missing",
+        ),
+        (
+            "[[sources]]\nname = \"plans\"\nformat = \"csv\"\nlocation = \"ext/plans.csv\"\n",
+            "[[sources]] name 'plans' is given twice",
+        ),
+        (
+            "[[sources]]\nname = \"x\"\nformat = \"json\"\nlocation = \"ext\"\n",
+            "unknown variant `json`",
+        ),
+    ] {
+        write_config(extra);
+        let out = query("SELECT 1");
+        assert!(!out.status.success(), "{extra}");
+        assert!(stderr(&out).contains(expected), "{extra}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
+}
