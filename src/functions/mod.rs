@@ -62,6 +62,10 @@ pub const YEAR_ARGUMENTS: &[(&str, &str, usize)] = &[
     ("results_application", "evaluations", 1),
 ];
 
+/// The table-function arguments that may be fractions (a tolerance), by function and
+/// position: a bound parameter there is described as a double, not an integer.
+pub const FRACTION_ARGUMENTS: &[(&str, usize)] = &[("target_deviations", 1)];
+
 /// `[functions]` in kpidb.toml.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

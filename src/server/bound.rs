@@ -24,12 +24,13 @@ use datafusion::sql::sqlparser::ast::{
     Visit, VisitMut, Visitor, VisitorMut,
 };
 
-/// A placeholder among a table function's arguments: its number (`$2` is 2) and
-/// whether the argument is a year.
+/// A placeholder among a table function's arguments: its number (`$2` is 2),
+/// whether the argument is a year, and whether it may be a fraction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot {
     pub number: usize,
     pub year: bool,
+    pub fraction: bool,
 }
 
 /// The placeholders `statement` passes to table functions.
@@ -46,9 +47,13 @@ pub fn slots(statement: &Statement) -> Vec<Slot> {
                     .map_or(0, |(_, _, n)| *n);
                 for (i, arg) in args.into_iter().enumerate() {
                     if let Some(number) = under_casts(arg) {
+                        let fraction = crate::functions::FRACTION_ARGUMENTS
+                            .iter()
+                            .any(|(f, at)| name.eq_ignore_ascii_case(f) && *at == i);
                         self.0.push(Slot {
                             number,
                             year: i < years,
+                            fraction,
                         });
                     }
                 }
@@ -64,7 +69,7 @@ pub fn slots(statement: &Statement) -> Vec<Slot> {
 /// The plan that describes `statement` at Parse: its table-function placeholders
 /// replaced by sample constants, their numbers and types kept in a filter that is
 /// always true. `plan` plans a statement as the server does; a non-year argument is
-/// tried as a number, then as a text (a grade scheme).
+/// tried as a number, then as a text: a grade scheme, then an object kind.
 pub async fn describe<F, Fut, E>(
     statement: &Statement,
     slots: &[Slot],
@@ -75,14 +80,20 @@ where
     Fut: std::future::Future<Output = Result<LogicalPlan, E>>,
 {
     let mut last = None;
-    for other in [SampleArg::Number, SampleArg::Text] {
+    for other in [
+        SampleArg::Number,
+        SampleArg::Text("mof"),
+        SampleArg::Text("project"),
+    ] {
         let sample = sampled(statement, slots, other);
         match plan(sample).await {
             Ok(planned) => {
                 let kept = slots.iter().fold(lit(true), |kept, slot| {
                     let data_type = match (slot.year, other) {
-                        (true, _) | (false, SampleArg::Number) => DataType::Int64,
-                        (false, SampleArg::Text) => DataType::Utf8,
+                        (true, _) => DataType::Int64,
+                        (false, SampleArg::Number) if slot.fraction => DataType::Float64,
+                        (false, SampleArg::Number) => DataType::Int64,
+                        (false, SampleArg::Text(_)) => DataType::Utf8,
                     };
                     let placeholder = DfExpr::Placeholder(Placeholder::new_with_field(
                         format!("${}", slot.number),
@@ -106,11 +117,11 @@ where
 #[derive(Debug, Clone, Copy)]
 enum SampleArg {
     Number,
-    Text,
+    Text(&'static str),
 }
 
 /// `statement` with its table-function placeholders replaced: years by 2000, other
-/// arguments by 1 or 'mof'.
+/// arguments by 1 or a text.
 fn sampled(statement: &Statement, slots: &[Slot], other: SampleArg) -> Statement {
     let mut statement = statement.clone();
     let _ = VisitMut::visit(
@@ -121,8 +132,8 @@ fn sampled(statement: &Statement, slots: &[Slot], other: SampleArg) -> Statement
                 *expr = match (year, other) {
                     (true, _) => number_expr("2000"),
                     (false, SampleArg::Number) => number_expr("1"),
-                    (false, SampleArg::Text) => {
-                        Expr::value(Value::SingleQuotedString("mof".into()))
+                    (false, SampleArg::Text(text)) => {
+                        Expr::value(Value::SingleQuotedString(text.into()))
                     }
                 };
             }
@@ -234,15 +245,18 @@ mod tests {
             [
                 Slot {
                     number: 1,
-                    year: true
+                    year: true,
+                    fraction: false
                 },
                 Slot {
                     number: 2,
-                    year: true
+                    year: true,
+                    fraction: false
                 },
                 Slot {
                     number: 3,
-                    year: false
+                    year: false,
+                    fraction: false
                 }
             ]
         );
@@ -251,7 +265,8 @@ mod tests {
             slots(&statement("SELECT * FROM dept_ranking($1::text)")),
             [Slot {
                 number: 1,
-                year: true
+                year: true,
+                fraction: false
             }]
         );
         let cast = statement("SELECT count(*) FROM dept_ranking($1::text)");
@@ -266,7 +281,7 @@ mod tests {
         let s = statement("SELECT * FROM grade_distribution($1, $2) WHERE projects > $3");
         let found = slots(&s);
         assert_eq!(
-            sampled(&s, &found, SampleArg::Text).to_string(),
+            sampled(&s, &found, SampleArg::Text("mof")).to_string(),
             "SELECT * FROM grade_distribution(2000, 'mof') WHERE projects > $3"
         );
         let params = ParamValues::from(vec![

@@ -65,6 +65,22 @@ with psycopg.connect(dsn, autocommit=True) as conn:
         check(f"psycopg table-function parameter (prepare={prepare})", row[0] == expected_ranked, row)
     row = conn.execute("SELECT count(*) FROM dept_ranking(%s::text)", ("2023",)).fetchone()
     check("psycopg table-function parameter as text", row[0] == expected_ranked, row)
+    # Every kind of table-function argument bound: a month, a kind, a fraction, a count.
+    for sql, params, plain in [
+        ("SELECT count(*) FROM monitoring_warnings(%s, %s) WHERE level = 'red'", (2023, 6),
+         "SELECT count(*) FROM monitoring_warnings(2023, 6) WHERE level = 'red'"),
+        ("SELECT count(*) FROM self_evaluation(%s, %s)", (2023, "dept"),
+         "SELECT count(*) FROM self_evaluation(2023, 'dept')"),
+        ("SELECT count(*) FROM target_deviations(%s, %s)", (2023, 0.2),
+         "SELECT count(*) FROM target_deviations(2023, 0.2)"),
+        ("SELECT count(*) FROM indicator_callouts(%s, %s)", (2023, 3),
+         "SELECT count(*) FROM indicator_callouts(2023, 3)"),
+    ]:
+        for prepare in (False, True):
+            got = conn.execute(sql, params, prepare=prepare).fetchone()[0]
+            want = conn.execute(plain).fetchone()[0]
+            check(f"psycopg bound {sql.split(' FROM ')[1].split('(')[0]} (prepare={prepare})",
+                  got == want and want > 0, (got, want))
     # Repeated result names, as PostgreSQL allows, through Parse/Describe/Execute.
     cur = conn.execute(
         "SELECT count(*), count(*), current_database(), current_database() "

@@ -254,6 +254,21 @@ async fn pg_prepared_statement_binds_parameters_and_returns_decimals() {
             vec![Box::new(2023i64)],
             "SELECT count(*) FROM exante_summary(2023)",
         ),
+        (
+            "SELECT count(*) FROM monitoring_warnings($1, $2) WHERE level = 'red'",
+            vec![Box::new(2023i64), Box::new(6i64)],
+            "SELECT count(*) FROM monitoring_warnings(2023, 6) WHERE level = 'red'",
+        ),
+        (
+            "SELECT count(*) FROM target_deviations($1, $2)",
+            vec![Box::new(2023i64), Box::new(0.2f64)],
+            "SELECT count(*) FROM target_deviations(2023, 0.2)",
+        ),
+        (
+            "SELECT count(*) FROM self_evaluation($1, $2)",
+            vec![Box::new(2023i64), Box::new("dept".to_string())],
+            "SELECT count(*) FROM self_evaluation(2023, 'dept')",
+        ),
     ] {
         let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
             params.iter().map(|p| p.as_ref()).collect();
