@@ -323,26 +323,14 @@ impl Refs {
                 }
                 StoredRule::IndicatorExists(framework) => {
                     let ids = ids_of("indicator_code", &self.indicators);
-                    let codes = strings(column("indicator_code").as_ref());
-                    for (r, id) in ids.iter().enumerate() {
-                        if !codes.is_valid(r) {
-                            continue;
-                        }
-                        let rule = match self.frameworks.get(*id as usize) {
-                            None => "unknown indicator_code: not in indicators".to_string(),
-                            Some(f) if f != framework => format!(
-                                "indicator belongs to the {f} framework; {} takes {framework} indicators",
-                                def.name
-                            ),
-                            Some(_) => continue,
-                        };
-                        problems.push(file.problem(
-                            chunk.lines[r],
-                            "indicator_code",
-                            codes.value(r),
-                            rule,
-                        ));
-                    }
+                    let takes = format!("{} takes {framework} indicators", def.name);
+                    self.check_frameworks(
+                        chunk,
+                        file,
+                        &ids,
+                        |_| Some((*framework, takes.as_str())),
+                        problems,
+                    );
                 }
                 StoredRule::ProjectExists => {
                     let ids = ids_of("project_code", &self.project_codes);
@@ -425,27 +413,22 @@ impl Refs {
                 }
                 StoredRule::IndicatorOfObject => {
                     let ids = ids_of("indicator_code", &self.indicators);
-                    let codes = strings(column("indicator_code").as_ref());
                     let kinds = strings(column("object_kind").as_ref());
-                    for (r, id) in ids.iter().enumerate() {
-                        if !codes.is_valid(r) || !kinds.is_valid(r) {
-                            continue;
-                        }
-                        let kind = kinds.value(r);
-                        let rule = match self.frameworks.get(*id as usize) {
-                            None => "unknown indicator_code: not in indicators".to_string(),
-                            Some(f) if f != kind => format!(
-                                "indicator belongs to the {f} framework; a {kind} target takes {kind} indicators"
-                            ),
-                            Some(_) => continue,
-                        };
-                        problems.push(file.problem(
-                            chunk.lines[r],
-                            "indicator_code",
-                            codes.value(r),
-                            rule,
-                        ));
-                    }
+                    let takes = |kind: &str| match kind {
+                        "dept" => "a dept target takes dept indicators",
+                        _ => "a project target takes project indicators",
+                    };
+                    self.check_frameworks(
+                        chunk,
+                        file,
+                        &ids,
+                        |r| {
+                            kinds
+                                .is_valid(r)
+                                .then(|| (kinds.value(r), takes(kinds.value(r))))
+                        },
+                        problems,
+                    );
                 }
                 StoredRule::TargetExists => self.check_targets(def, file, chunk, problems),
                 // Rules over the whole input: see `stored.rs`.
@@ -461,6 +444,37 @@ impl Refs {
 }
 
 impl Refs {
+    /// Each row's indicator (its dictionary id in `ids`) exists, in the framework
+    /// `expected(row)` names with the words that say who takes it; rows without an
+    /// expectation are skipped.
+    fn check_frameworks<'a>(
+        &self,
+        chunk: &Chunk,
+        file: &FileRef,
+        ids: &[u32],
+        expected: impl Fn(usize) -> Option<(&'a str, &'a str)>,
+        problems: &mut Vec<Problem>,
+    ) {
+        let codes = chunk
+            .batch
+            .column_by_name("indicator_code")
+            .expect("rule column");
+        let codes = strings(codes.as_ref());
+        for (r, id) in ids.iter().enumerate() {
+            let Some((framework, takes)) = expected(r).filter(|_| codes.is_valid(r)) else {
+                continue;
+            };
+            let rule = match self.frameworks.get(*id as usize) {
+                None => "unknown indicator_code: not in indicators".to_string(),
+                Some(f) if f != framework => {
+                    format!("indicator belongs to the {f} framework; {takes}")
+                }
+                Some(_) => continue,
+            };
+            problems.push(file.problem(chunk.lines[r], "indicator_code", codes.value(r), rule));
+        }
+    }
+
     /// Each result's target exists, and what its comparator and max_score imply:
     /// an actual value unless qualitative; achievement and awarded_score only for a
     /// qualitative target, the score at most its max_score.
