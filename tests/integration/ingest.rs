@@ -1203,3 +1203,61 @@ fn replacing_targets_keeps_the_ones_results_refer_to() {
     );
     assert_eq!(version(&data, "perf_targets"), before);
 }
+
+#[test]
+fn rectifications_load_from_a_spreadsheet_with_date_cells() {
+    let (_tmp, data) = sample_copy();
+    let project = scalar(
+        &data,
+        "SELECT min(object_code) FROM perf_targets WHERE year = 2023 AND object_kind = 'project'",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let xlsx = dir.path().join("整改台账.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let dates = rust_xlsxwriter::Format::new().set_num_format("yyyy-mm-dd");
+    let sheet = book.add_worksheet();
+    sheet
+        .write_row(
+            0,
+            0,
+            [
+                "年度",
+                "对象类型",
+                "对象编码",
+                "问题来源",
+                "序号",
+                "整改事项",
+                "整改期限",
+                "完成整改日期",
+            ],
+        )
+        .unwrap();
+    for (row, closed) in [(1u32, Some((2023, 11, 30))), (2, None)] {
+        sheet.write_number(row, 0, 2023).unwrap();
+        sheet.write_string(row, 1, "项目").unwrap();
+        sheet.write_string(row, 2, &project).unwrap();
+        sheet.write_string(row, 3, "事前绩效评估").unwrap();
+        sheet.write_number(row, 4, 100 + row).unwrap();
+        sheet.write_string(row, 5, "测算依据不充分").unwrap();
+        let due = rust_xlsxwriter::ExcelDateTime::from_ymd(2023, 12, 31).unwrap();
+        sheet
+            .write_datetime_with_format(row, 6, &due, &dates)
+            .unwrap();
+        if let Some((y, m, d)) = closed {
+            let closed = rust_xlsxwriter::ExcelDateTime::from_ymd(y, m, d).unwrap();
+            sheet
+                .write_datetime_with_format(row, 7, &closed, &dates)
+                .unwrap();
+        }
+    }
+    book.save(&xlsx).unwrap();
+    let out = run(&data, &["ingest", "rectifications", xlsx.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let csv = stdout(&run(&data, &["query", "--format", "csv",
+        "SELECT seq, due_date, closed_date, rectification_rate(closed_date, due_date) OVER () AS rate \
+         FROM rectifications WHERE seq > 100 ORDER BY seq"]));
+    assert_eq!(
+        csv,
+        "seq,due_date,closed_date,rate\n101,2023-12-31,2023-11-30,0.5\n102,2023-12-31,,0.5\n"
+    );
+}
