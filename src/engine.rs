@@ -120,6 +120,10 @@ impl Engine {
         }
         let rollups = Arc::new(Rollups::open(&ctx, &warehouse, &tables, options.rollups).await?);
         crate::functions::register_all(&ctx, options, Some(Arc::clone(&rollups)));
+        // Plain SQL aggregates over dept_scores read a fresh rollup too.
+        ctx.add_optimizer_rule(Arc::new(crate::rollup::ReadRollups::new(Arc::clone(
+            &rollups,
+        ))));
         Ok(Engine {
             ctx,
             warehouse,

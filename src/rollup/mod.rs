@@ -15,8 +15,10 @@
 //! commit behind. `kpidb rollups --rebuild` rebuilds them from scratch.
 
 mod fresh;
+mod rewrite;
 
 pub use fresh::Rollups;
+pub use rewrite::ReadRollups;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

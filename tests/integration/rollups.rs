@@ -22,7 +22,59 @@ fn calls() -> Vec<String> {
     calls.push("SELECT * FROM dept_trend(2020, 2024)".into());
     calls.push("SELECT * FROM dept_trend(2023, 2023)".into());
     calls.push("SELECT rank, dept_code FROM dept_ranking(2023) WHERE rank <= 5".into());
+    calls.extend(plain_sql().into_iter().map(|(sql, _)| sql));
     calls
+}
+
+/// Plain SQL over dept_scores, and whether the dept_totals rollup can answer it:
+/// every grouping (none, year, dept_code, both) × filter × measures, and some it cannot.
+fn plain_sql() -> Vec<(String, bool)> {
+    let mut queries = Vec::new();
+    let groupings = ["", "year", "dept_code", "year, dept_code"];
+    let filters = [
+        "",
+        "WHERE year = 2023",
+        "WHERE year BETWEEN 2020 AND 2022 AND dept_code IN ('101', '102', '160')",
+        "WHERE year >= 2024 OR dept_code LIKE '11%'",
+    ];
+    let measures = [
+        "sum(score) AS total, count(*) AS n",
+        "count(indicator_code) AS scored, sum(score) / count(*) AS mean",
+    ];
+    for grouping in groupings {
+        for filter in filters {
+            for measure in measures {
+                let (select, group, order) = match grouping {
+                    "" => (String::new(), String::new(), String::new()),
+                    g => (
+                        format!("{g}, "),
+                        format!(" GROUP BY {g}"),
+                        format!(" ORDER BY {g}"),
+                    ),
+                };
+                queries.push((
+                    format!("SELECT {select}{measure} FROM dept_scores {filter}{group}{order}"),
+                    true,
+                ));
+            }
+        }
+    }
+    for sql in [
+        "SELECT year, sum(max_score) FROM dept_scores GROUP BY year ORDER BY year",
+        "SELECT year, sum(score) FROM dept_scores WHERE indicator_code = 'D1101' GROUP BY year ORDER BY year",
+        "SELECT year, min(score), count(DISTINCT dept_code) FROM dept_scores GROUP BY year ORDER BY year",
+        "SELECT indicator_code, sum(score) FROM dept_scores GROUP BY indicator_code ORDER BY 1",
+    ] {
+        queries.push((sql.to_string(), false));
+    }
+    queries
+}
+
+/// Whether `sql` reads the dept_totals rollup on `engine`, as its EXPLAIN shows.
+async fn reads_rollup(engine: &Engine, sql: &str) -> bool {
+    let batches = engine.query(&format!("EXPLAIN {sql}")).await.unwrap();
+    let text = pretty_format_batches(&batches).unwrap().to_string();
+    text.contains("kpidb_rollup.public.dept_totals")
 }
 
 async fn answers(engine: &Engine) -> Vec<String> {
@@ -50,7 +102,18 @@ async fn same_as_raw(warehouse: &Warehouse, as_of: AsOf, when: &str) -> Vec<&'st
     for (a, b) in answers(&with).await.iter().zip(answers(&raw).await) {
         assert_eq!(*a, b, "{when}: the rollup answer differs from the raw one");
     }
-    with.rollups().in_use().into_iter().map(|r| r.0).collect()
+    let in_use: Vec<&'static str> = with.rollups().in_use().into_iter().map(|r| r.0).collect();
+    // Plain SQL reads dept_totals exactly when it is fresh and can answer the question.
+    for (sql, answerable) in plain_sql() {
+        let fresh = in_use.contains(&"dept_totals");
+        assert_eq!(
+            reads_rollup(&with, &sql).await,
+            answerable && fresh,
+            "{when}: {sql}"
+        );
+        assert!(!reads_rollup(&raw, &sql).await, "{when}: {sql}");
+    }
+    in_use
 }
 
 const BOTH: [&str; 2] = ["dept_totals", "level2_totals"];
