@@ -69,17 +69,27 @@ impl OptimizerRule for ReadRollups {
     }
 }
 
+/// What lies between the aggregate and the scan, kept in the rewritten plan.
+enum Step {
+    Filter(Expr),
+    Alias(TableReference),
+}
+
 impl ReadRollups {
     fn answer(&self, aggregate: &Aggregate) -> Result<Option<LogicalPlan>> {
-        // Down to the scan through filters and projections of plain columns, keeping
-        // the filters (top first).
-        let mut filters = Vec::new();
+        // Down to the scan through filters, aliases (`FROM dept_scores s`) and
+        // projections of plain columns, keeping the filters and aliases (top first).
+        let mut steps = Vec::new();
         let mut node = aggregate.input.as_ref();
         let scan: &TableScan = loop {
             match node {
                 LogicalPlan::Filter(filter) if reads_only_kept(&filter.predicate) => {
-                    filters.push(filter.predicate.clone());
+                    steps.push(Step::Filter(filter.predicate.clone()));
                     node = filter.input.as_ref();
+                }
+                LogicalPlan::SubqueryAlias(alias) => {
+                    steps.push(Step::Alias(alias.alias.clone()));
+                    node = alias.input.as_ref();
                 }
                 LogicalPlan::Projection(projection)
                     if projection.expr.iter().all(|e| matches!(e, Expr::Column(_))) =>
@@ -124,8 +134,11 @@ impl ReadRollups {
         for filter in scan.filters.iter().cloned() {
             builder = builder.filter(filter)?;
         }
-        for predicate in filters.into_iter().rev() {
-            builder = builder.filter(predicate)?;
+        for step in steps.into_iter().rev() {
+            builder = match step {
+                Step::Filter(predicate) => builder.filter(predicate)?,
+                Step::Alias(name) => builder.alias(name)?,
+            };
         }
         let rewritten = builder
             .aggregate(aggregate.group_expr.clone(), measures)?

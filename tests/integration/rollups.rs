@@ -59,6 +59,18 @@ fn plain_sql() -> Vec<(String, bool)> {
             }
         }
     }
+    queries.push((
+        "SELECT s.year, sum(s.score) AS total FROM dept_scores s WHERE s.year > 2020 \
+         GROUP BY s.year ORDER BY s.year"
+            .to_string(),
+        true,
+    ));
+    queries.push((
+        "SELECT t.dept_code, t.n FROM (SELECT dept_code, count(*) AS n FROM dept_scores \
+         WHERE year = 2023 GROUP BY dept_code) AS t ORDER BY t.n DESC, t.dept_code"
+            .to_string(),
+        true,
+    ));
     for sql in [
         "SELECT year, sum(max_score) FROM dept_scores GROUP BY year ORDER BY year",
         "SELECT year, sum(score) FROM dept_scores WHERE indicator_code = 'D1101' GROUP BY year ORDER BY year",
