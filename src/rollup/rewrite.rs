@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use datafusion::common::tree_node::Transformed;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, Result, TableReference};
 use datafusion::datasource::provider_as_source;
 use datafusion::functions_aggregate::sum::sum;
@@ -62,7 +62,11 @@ impl OptimizerRule for ReadRollups {
         let LogicalPlan::Aggregate(aggregate) = &plan else {
             return Ok(Transformed::no(plan));
         };
-        match self.answer(aggregate)? {
+        let rewritten = match self.answer(aggregate)? {
+            Some(rewritten) => Some(rewritten),
+            None => self.answer_by_level2(aggregate)?,
+        };
+        match rewritten {
             Some(rewritten) => Ok(Transformed::yes(rewritten)),
             None => Ok(Transformed::no(plan)),
         }
@@ -139,6 +143,188 @@ impl ReadRollups {
                 Step::Filter(predicate) => builder.filter(predicate)?,
                 Step::Alias(name) => builder.alias(name)?,
             };
+        }
+        let rewritten = builder
+            .aggregate(aggregate.group_expr.clone(), measures)?
+            .build()?;
+        Ok(Some(rewritten))
+    }
+}
+
+/// The columns a level2_totals row keeps: of dept_scores, and of indicators.
+const SCORE_SIDE: &[&str] = &["year", "dept_code"];
+const INDICATOR_SIDE: &[&str] = &["level1", "level2"];
+
+/// One side of a join down to its scan: the scan, the name its columns go by above
+/// (an alias, or the table's name), and the filters on the way.
+struct Side<'a> {
+    scan: &'a TableScan,
+    qualifier: TableReference,
+    filters: Vec<Expr>,
+}
+
+fn side(mut node: &LogicalPlan) -> Option<Side<'_>> {
+    let mut alias = None;
+    let mut filters = Vec::new();
+    loop {
+        match node {
+            LogicalPlan::SubqueryAlias(a) if alias.is_none() => {
+                alias = Some(a.alias.clone());
+                node = a.input.as_ref();
+            }
+            LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
+                node = p.input.as_ref();
+            }
+            LogicalPlan::Filter(f) => {
+                filters.push(f.predicate.clone());
+                node = f.input.as_ref();
+            }
+            LogicalPlan::TableScan(scan) if scan.fetch.is_none() => {
+                filters.extend(scan.filters.iter().cloned());
+                return Some(Side {
+                    scan,
+                    qualifier: alias.unwrap_or_else(|| scan.table_name.clone()),
+                    filters,
+                });
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Whether `expr` is `framework = 'dept'`: level2_totals holds the dept framework's
+/// indicators, the only ones dept_scores refers to.
+fn is_dept_framework(expr: &Expr) -> bool {
+    let Expr::BinaryExpr(binary) = expr else {
+        return false;
+    };
+    let is_framework =
+        |e: &Expr| matches!(e.clone().unalias(), Expr::Column(c) if c.name == "framework");
+    let is_dept = |e: &Expr| match e {
+        Expr::Literal(value, _) => value.to_string() == "dept",
+        Expr::Cast(c) => matches!(c.expr.as_ref(), Expr::Literal(v, _) if v.to_string() == "dept"),
+        _ => false,
+    };
+    binary.op == datafusion::logical_expr::Operator::Eq
+        && ((is_framework(&binary.left) && is_dept(&binary.right))
+            || (is_dept(&binary.left) && is_framework(&binary.right)))
+}
+
+impl ReadRollups {
+    /// An aggregate over dept_scores joined to indicators on indicator_code, grouped
+    /// and filtered by year, dept_code, level1 and level2, summing score and
+    /// max_score: answered from level2_totals.
+    fn answer_by_level2(&self, aggregate: &Aggregate) -> Result<Option<LogicalPlan>> {
+        let mut filters = Vec::new();
+        let mut node = aggregate.input.as_ref();
+        let join = loop {
+            match node {
+                LogicalPlan::Filter(f) => {
+                    filters.push(f.predicate.clone());
+                    node = f.input.as_ref();
+                }
+                LogicalPlan::Projection(p)
+                    if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) =>
+                {
+                    node = p.input.as_ref();
+                }
+                LogicalPlan::Join(join) => break join,
+                _ => return Ok(None),
+            }
+        };
+        let keyed_on_indicator = matches!(
+            join.on.as_slice(),
+            [(Expr::Column(a), Expr::Column(b))]
+                if a.name == "indicator_code" && b.name == "indicator_code"
+        );
+        if join.join_type != datafusion::logical_expr::JoinType::Inner
+            || join.filter.is_some()
+            || !keyed_on_indicator
+        {
+            return Ok(None);
+        }
+        let (Some(left), Some(right)) = (side(&join.left), side(&join.right)) else {
+            return Ok(None);
+        };
+        let (scores, indicators) =
+            match (left.scan.table_name.table(), right.scan.table_name.table()) {
+                ("dept_scores", "indicators") => (left, right),
+                ("indicators", "dept_scores") => (right, left),
+                _ => return Ok(None),
+            };
+        filters.extend(scores.filters.iter().cloned());
+        filters.extend(indicators.filters.iter().cloned());
+        filters.retain(|f| !is_dept_framework(f));
+        let kept = |name: &str| SCORE_SIDE.contains(&name) || INDICATOR_SIDE.contains(&name);
+        if !filters
+            .iter()
+            .all(|f| f.column_refs().iter().all(|c| kept(&c.name)))
+            || !aggregate
+                .group_expr
+                .iter()
+                .all(|e| matches!(e, Expr::Column(c) if kept(&c.name)))
+        {
+            return Ok(None);
+        }
+        let groups = aggregate.group_expr.len();
+        let mut measures = Vec::with_capacity(aggregate.aggr_expr.len());
+        for (i, expr) in aggregate.aggr_expr.iter().enumerate() {
+            let field = aggregate.schema.field(groups + i);
+            let Expr::AggregateFunction(AggregateFunction { func, params }) =
+                expr.clone().unalias()
+            else {
+                return Ok(None);
+            };
+            let summed = match params.args.as_slice() {
+                [Expr::Column(c)] if c.name == "score" || c.name == "max_score" => c.name.clone(),
+                _ => return Ok(None),
+            };
+            if func.name() != "sum"
+                || params.distinct
+                || params.filter.is_some()
+                || !params.order_by.is_empty()
+            {
+                return Ok(None);
+            }
+            let over = sum(Expr::Column(Column::new(
+                Some(scores.qualifier.clone()),
+                summed,
+            )));
+            measures.push(cast(over, field.data_type().clone()).alias(field.name()));
+        }
+        let Some(provider) = self.rollups.fresh("level2_totals") else {
+            return Ok(None);
+        };
+        // The rollup's columns under the names each side's columns go by above the join.
+        let named =
+            |name: &str, side: &TableReference| col(name).alias_qualified(Some(side.clone()), name);
+        let rollup = TableReference::full(super::CATALOG, "public", "level2_totals");
+        let mut builder = LogicalPlanBuilder::scan(rollup, provider_as_source(provider), None)?
+            .project(vec![
+                named("year", &scores.qualifier),
+                named("dept_code", &scores.qualifier),
+                named("level1", &indicators.qualifier),
+                named("level2", &indicators.qualifier),
+                named("score", &scores.qualifier),
+                named("max_score", &scores.qualifier),
+            ])?;
+        for filter in filters {
+            // Below an alias the scan's filters name the table; name the side instead.
+            let filter = filter
+                .transform(|e| {
+                    Ok(match e {
+                        Expr::Column(c) => {
+                            let side = match SCORE_SIDE.contains(&c.name.as_str()) {
+                                true => &scores.qualifier,
+                                false => &indicators.qualifier,
+                            };
+                            Transformed::yes(Expr::Column(Column::new(Some(side.clone()), c.name)))
+                        }
+                        other => Transformed::no(other),
+                    })
+                })?
+                .data;
+            builder = builder.filter(filter)?;
         }
         let rewritten = builder
             .aggregate(aggregate.group_expr.clone(), measures)?

@@ -23,7 +23,44 @@ fn calls() -> Vec<String> {
     calls.push("SELECT * FROM dept_trend(2023, 2023)".into());
     calls.push("SELECT rank, dept_code FROM dept_ranking(2023) WHERE rank <= 5".into());
     calls.extend(plain_sql().into_iter().map(|(sql, _)| sql));
+    calls.extend(level2_sql().into_iter().map(|(sql, _)| sql));
     calls
+}
+
+/// Plain SQL joining dept_scores to indicators, and whether level2_totals can answer it.
+fn level2_sql() -> Vec<(String, bool)> {
+    let mut queries = Vec::new();
+    for (select, group) in [
+        ("i.level2", "i.level2"),
+        ("s.year, i.level1, i.level2", "s.year, i.level1, i.level2"),
+        ("s.dept_code", "s.dept_code"),
+    ] {
+        for filter in [
+            "",
+            "WHERE s.year = 2023 AND i.framework = 'dept'",
+            "WHERE i.level1 = '产出' AND s.dept_code IN ('101', '150')",
+        ] {
+            queries.push((
+                format!(
+                    "SELECT {select}, sum(s.score) AS score, sum(s.max_score) AS max_score \
+                     FROM dept_scores s JOIN indicators i ON i.indicator_code = s.indicator_code \
+                     {filter} GROUP BY {group} ORDER BY {group}"
+                ),
+                true,
+            ));
+        }
+    }
+    for sql in [
+        "SELECT i.level3, sum(s.score) FROM dept_scores s JOIN indicators i \
+         ON i.indicator_code = s.indicator_code GROUP BY i.level3 ORDER BY 1",
+        "SELECT i.level2, count(*) FROM dept_scores s JOIN indicators i \
+         ON i.indicator_code = s.indicator_code GROUP BY i.level2 ORDER BY 1",
+        "SELECT i.level2, sum(s.score) FROM dept_scores s JOIN indicators i \
+         ON i.indicator_code = s.indicator_code WHERE i.framework = 'project' GROUP BY i.level2 ORDER BY 1",
+    ] {
+        queries.push((sql.to_string(), false));
+    }
+    queries
 }
 
 /// Plain SQL over dept_scores, and whether the dept_totals rollup can answer it:
@@ -82,11 +119,11 @@ fn plain_sql() -> Vec<(String, bool)> {
     queries
 }
 
-/// Whether `sql` reads the dept_totals rollup on `engine`, as its EXPLAIN shows.
-async fn reads_rollup(engine: &Engine, sql: &str) -> bool {
+/// Whether `sql` reads `rollup` on `engine`, as its EXPLAIN shows.
+async fn reads(engine: &Engine, sql: &str, rollup: &str) -> bool {
     let batches = engine.query(&format!("EXPLAIN {sql}")).await.unwrap();
     let text = pretty_format_batches(&batches).unwrap().to_string();
-    text.contains("kpidb_rollup.public.dept_totals")
+    text.contains(&format!("kpidb_rollup.public.{rollup}"))
 }
 
 async fn answers(engine: &Engine) -> Vec<String> {
@@ -115,15 +152,20 @@ async fn same_as_raw(warehouse: &Warehouse, as_of: AsOf, when: &str) -> Vec<&'st
         assert_eq!(*a, b, "{when}: the rollup answer differs from the raw one");
     }
     let in_use: Vec<&'static str> = with.rollups().in_use().into_iter().map(|r| r.0).collect();
-    // Plain SQL reads dept_totals exactly when it is fresh and can answer the question.
-    for (sql, answerable) in plain_sql() {
-        let fresh = in_use.contains(&"dept_totals");
-        assert_eq!(
-            reads_rollup(&with, &sql).await,
-            answerable && fresh,
-            "{when}: {sql}"
-        );
-        assert!(!reads_rollup(&raw, &sql).await, "{when}: {sql}");
+    // Plain SQL reads a rollup exactly when it is fresh and can answer the question.
+    for (rollup, queries) in [
+        ("dept_totals", plain_sql()),
+        ("level2_totals", level2_sql()),
+    ] {
+        for (sql, answerable) in queries {
+            let fresh = in_use.contains(&rollup);
+            assert_eq!(
+                reads(&with, &sql, rollup).await,
+                answerable && fresh,
+                "{when}: {sql}"
+            );
+            assert!(!reads(&raw, &sql, rollup).await, "{when}: {sql}");
+        }
     }
     in_use
 }
