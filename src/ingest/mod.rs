@@ -398,7 +398,7 @@ async fn check(
         def,
         &ctx.refs,
         &tracker,
-        &gathered,
+        &mut gathered,
         mode,
         &mut problems,
     )

@@ -314,19 +314,8 @@ impl Rules<'_> {
                 ),
             )
         });
-        let requested = self.decimal("requested_amount");
+        self.approved_within_requested(problems);
         let approved = self.decimal("approved_amount");
-        let above = gt(approved, requested).expect("decimal compare");
-        self.each(&above, problems, |row| {
-            (
-                "approved_amount",
-                hundredths(approved.value(row)).to_string(),
-                format!(
-                    "approved_amount is above requested_amount {}",
-                    hundredths(requested.value(row))
-                ),
-            )
-        });
         let action = strings(self.column("action"));
         let cancelled_with_money = and(
             &eq(action, &StringArray::new_scalar("cancel")).expect("text compare"),
@@ -342,12 +331,10 @@ impl Rules<'_> {
         });
     }
 
-    /// approved ≤ requested; `reject` ⇒ approved 0; `returned` ⇒ approved empty;
-    /// `support` / `partial` ⇒ an approved amount.
-    fn review_amounts(&self, problems: &mut Vec<Problem>) {
+    /// approved_amount ≤ requested_amount.
+    fn approved_within_requested(&self, problems: &mut Vec<Problem>) {
         let requested = self.decimal("requested_amount");
         let approved = self.decimal("approved_amount");
-        let conclusion = strings(self.column("conclusion"));
         let above = gt(approved, requested).expect("decimal compare");
         self.each(&above, problems, |row| {
             (
@@ -359,6 +346,14 @@ impl Rules<'_> {
                 ),
             )
         });
+    }
+
+    /// approved ≤ requested; `reject` ⇒ approved 0; `returned` ⇒ approved empty;
+    /// `support` / `partial` ⇒ an approved amount.
+    fn review_amounts(&self, problems: &mut Vec<Problem>) {
+        self.approved_within_requested(problems);
+        let approved = self.decimal("approved_amount");
+        let conclusion = strings(self.column("conclusion"));
         let is =
             |value: &str| eq(conclusion, &StringArray::new_scalar(value)).expect("text compare");
         let shown = |row: usize| {

@@ -170,7 +170,7 @@ pub async fn check(
     def: &TableDef,
     refs: &Refs,
     tracker: &KeyTracker,
-    gathered: &Gathered,
+    gathered: &mut Gathered,
     mode: WriteMode,
     problems: &mut Problems,
 ) -> Result<HashSet<u64>> {
@@ -215,7 +215,8 @@ pub async fn check(
                 }
             }
             StoredRule::ExecutionNeverDecreases => {
-                let mut executions = gathered.executions.clone();
+                // Read once: the input's rows are not needed after this check.
+                let mut executions = std::mem::take(&mut gathered.executions);
                 if mode == WriteMode::Append {
                     add_stored_executions(engine, &gathered.years(), &mut executions).await?;
                 }
