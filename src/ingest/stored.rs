@@ -105,7 +105,12 @@ impl Gathered {
                             months.is_valid(r),
                             executed.is_valid(r),
                         ];
-                        if valid.contains(&false) {
+                        // A month out of range is reported by its own rule only.
+                        let in_range = def
+                            .column("as_of_month")
+                            .bounds()
+                            .is_some_and(|(low, high)| (low..=high).contains(&months.value(r)));
+                        if valid.contains(&false) || !in_range {
                             continue;
                         }
                         self.executions

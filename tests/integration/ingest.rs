@@ -1082,6 +1082,19 @@ fn targets_execution_rectifications_and_decisions_keep_their_rules() {
         &["row 2, column executed_amount, value \"200.00\": execution is cumulative: dept 101001 had 250.00 executed by month 2 of 2023, more than this month 3",
           "row 3, column executed_amount, value \"400.00\": execution is cumulative: dept 101001 had 450.00 executed by month 4 of 2023, more than this month 5",
         ]);
+    // A month out of range breaks only its own rule.
+    let dir2 = tempfile::tempdir().unwrap();
+    let month13 = dir2.path().join("month13.csv");
+    std::fs::write(&month13, "year,object_kind,object_code,as_of_month,budget_amount,executed_amount\n2023,dept,101001,13,1000,1\n").unwrap();
+    let out = run(
+        d,
+        &["ingest", "budget_execution", month13.to_str().unwrap()],
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("1 problem found") && err.contains("as_of_month must be between 1 and 12"),
+        "{err}"
+    );
     rejects(d, "budget_execution", "negative.csv",
         b"year,object_kind,object_code,as_of_month,budget_amount,executed_amount\n2023,dept,101001,3,-1,300\n",
         &["row 2, column budget_amount, value \"-1\": an amount must not be negative"]);
