@@ -90,11 +90,26 @@ impl Engine {
         state: SessionState,
     ) -> Result<Self> {
         let ctx = SessionContext::new_with_state(state);
+        // A warehouse in a bucket: plans that read its data files directly (on a
+        // cluster) find the bucket, unless the caller registered a store for it already
+        // (a server registers one confined to the warehouse).
+        if let Some((url, store, _)) = warehouse.location().bucket() {
+            let bucket = url::Url::parse(&format!("{}://{}", url.scheme(), url.authority()))
+                .map_err(|e| Error::usage(format!("{url}: {e}")))?;
+            if ctx
+                .runtime_env()
+                .object_store_registry
+                .get_store(&bucket)
+                .is_err()
+            {
+                ctx.register_object_store(&bucket, Arc::clone(store));
+            }
+        }
         if as_of == AsOf::Latest {
             match warehouse.add_later_tables().await {
                 Ok(added) if !added.is_empty() => log::info!(
                     "{}: added the table(s) {} this warehouse was made without",
-                    warehouse.root().display(),
+                    warehouse.location(),
                     added.join(", ")
                 ),
                 Ok(_) => {}

@@ -28,6 +28,11 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// An object store (a bucket) that failed or refused; the URL names the place,
+    /// never a secret.
+    #[error("{url}: {message}")]
+    Store { url: String, message: String },
+
     #[error("{}", clean_datafusion_message(.0))]
     DataFusion(#[from] datafusion::error::DataFusionError),
 

@@ -6,6 +6,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = kpidb::cli::Cli::parse();
+    quiet_caught_upload_panic();
     // RUST_LOG overrides, e.g. RUST_LOG=kpidb=debug to see every refused statement.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("kpidb=info,warn"))
         .init();
@@ -44,6 +45,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Delta Lake aborts a data-file upload that failed through object_store's
+/// `BufWriter::abort`, which panics by design when the upload had begun completing;
+/// Delta Lake catches that panic and the write ends as an error naming the file. Keep
+/// that one caught panic off the terminal; every other panic prints as usual.
+fn quiet_caught_upload_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let caught = info.location().is_some_and(|l| {
+            l.file().contains("object_store") && l.file().ends_with("buffered.rs")
+        }) && info.payload().downcast_ref::<&str>() == Some(&"Already shut down");
+        if !caught {
+            default(info);
+        }
+    }));
 }
 
 /// The stack of every thread that plans or runs SQL.

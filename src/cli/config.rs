@@ -34,6 +34,9 @@ pub struct Config {
     /// Read-only tables from Parquet, CSV or Delta data outside the warehouse.
     #[serde(default)]
     pub sources: Vec<crate::storage::Source>,
+    /// How to reach an S3-compatible object store, for `data = "s3://BUCKET/PREFIX"`.
+    #[serde(default)]
+    pub storage: crate::storage::StoreSettings,
 }
 
 impl Config {
@@ -58,6 +61,7 @@ impl Config {
             return Ok(flag);
         }
         match &self.data {
+            Some(data) if data.to_string_lossy().contains("://") => Ok(data.clone()),
             Some(data) => Ok(relative_to(file, data)),
             None => crate::sample::shipped::warehouse(),
         }

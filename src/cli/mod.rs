@@ -428,9 +428,14 @@ pub async fn run(cli: Cli) -> Result<()> {
     // are written out of the binary on first use).
     let data_flag = given.data.or(cli.data);
     let config_file = cli.config;
-    let data = || config.data_dir(data_flag.clone(), config_file.as_deref());
     let sources = config.sources(config_file.as_deref())?;
-    let open = |path: PathBuf| Warehouse::open(path).map(|w| w.with_sources(sources.clone()));
+    let data = || -> Result<WarehouseAt> {
+        Ok(WarehouseAt {
+            location: config.data_dir(data_flag.clone(), config_file.as_deref())?,
+            sources: sources.clone(),
+            storage: config.storage.clone(),
+        })
+    };
     let options = config.function_options();
     let zone = config.zone()?;
     let cluster = config.cluster(given.cluster.or(cli.cluster).as_deref())?;
@@ -444,17 +449,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Report(args) => {
-            let data = data()?;
-            report::run(
-                args.command,
-                reports()?,
-                data,
-                sources.clone(),
-                options,
-                cluster,
-                &zone,
-            )
-            .await
+            report::run(args.command, reports()?, data()?, options, cluster, &zone).await
         }
         Command::Serve(args) => {
             let user = match (std::env::var("KPIDB_USER"), std::env::var("KPIDB_PASSWORD")) {
@@ -486,11 +481,21 @@ pub async fn run(cli: Cli) -> Result<()> {
                 cluster,
                 ..settings
             };
-            crate::server::serve(open(data()?)?, options, settings, reports).await
+            crate::server::serve(data()?.open().await?, options, settings, reports).await
         }
-        Command::Query(args) => query(open(data()?)?, args, options, cluster.as_ref(), &zone).await,
+        Command::Query(args) => {
+            query(
+                data()?.open().await?,
+                args,
+                options,
+                cluster.as_ref(),
+                &zone,
+            )
+            .await
+        }
         Command::Repl(ReplArgs { pin, .. }) => {
-            let mut engine = Engine::open_with(open(data()?)?, pin.as_of(&zone)?, options).await?;
+            let mut engine =
+                Engine::open_with(data()?.open().await?, pin.as_of(&zone)?, options).await?;
             if let Some(url) = &cluster {
                 engine = engine.with_hook(url).await?;
             }
@@ -516,6 +521,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 external_host: args.external_host,
                 cores: args.cores.unwrap_or(0),
                 work_dir: args.work_dir,
+                storage: config.storage.clone(),
             };
             crate::cluster::process::run_executor(settings, options).await
         }
@@ -528,7 +534,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Ingest(args) => {
-            let warehouse = open(data()?)?;
+            let warehouse = data()?.open().await?;
             let summary = ingest(
                 &warehouse,
                 IngestRequest {
@@ -554,7 +560,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::History { table, .. } => {
             let def = table_or_err(&table)?;
-            let warehouse = open(data()?)?;
+            let warehouse = data()?.open().await?;
             outln!(
                 "{:>7}  {:<29}  {:<10}  details",
                 "version",
@@ -581,12 +587,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Snapshot { .. } => {
-            let versions = open(data()?)?.versions().await?;
+            let versions = data()?.open().await?.versions().await?;
             outln!("{}", AsOf::Versions(versions));
             Ok(())
         }
         Command::Init { dir } => {
-            Warehouse::init(&dir).await?;
+            Warehouse::init_at(&dir.to_string_lossy(), &config.storage).await?;
             outln!(
                 "created an empty warehouse at {} with tables {}",
                 dir.display(),
@@ -595,7 +601,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Export(args) => {
-            let engine = Engine::open_with(open(data()?)?, args.pin.as_of(&zone)?, options).await?;
+            let engine =
+                Engine::open_with(data()?.open().await?, args.pin.as_of(&zone)?, options).await?;
             let ExportFormat::Parquet = args.format;
             for (table, rows) in crate::export::parquet(&engine, &args.dir).await? {
                 outln!("{table:<15} {rows:>10} rows");
@@ -608,7 +615,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let source = match args.engine {
                 crate::bench::BenchEngine::Kpidb => {
                     let mut engine =
-                        Engine::open_with(open(data()?)?, AsOf::Latest, options).await?;
+                        Engine::open_with(data()?.open().await?, AsOf::Latest, options).await?;
                     if let Some(url) = &cluster {
                         engine = engine.with_hook(url).await?;
                     }
@@ -633,7 +640,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Rollups { rebuild, .. } => {
-            let warehouse = open(data()?)?;
+            let warehouse = data()?.open().await?;
             if rebuild {
                 crate::rollup::rebuild_all(&warehouse).await?;
             }
@@ -666,13 +673,30 @@ pub async fn run(cli: Cli) -> Result<()> {
                     sample::SEED_YEAR
                 )));
             }
-            let counts = sample::write(&args.out, &opts, args.csv.as_deref()).await?;
+            let out =
+                crate::storage::Location::parse(&args.out.to_string_lossy(), &config.storage)?;
+            let counts = sample::write_to(out, &opts, args.csv.as_deref()).await?;
             for (table, rows) in counts {
                 outln!("{table:<15} {rows:>10} rows");
             }
             outln!("sample warehouse written to {}", args.out.display());
             Ok(())
         }
+    }
+}
+
+/// Where the warehouse a command reads is, and how to open it.
+pub struct WarehouseAt {
+    /// A directory or `s3://BUCKET/PREFIX`.
+    pub location: PathBuf,
+    pub sources: Vec<crate::storage::Source>,
+    pub storage: crate::storage::StoreSettings,
+}
+
+impl WarehouseAt {
+    pub async fn open(&self) -> Result<Warehouse> {
+        let warehouse = Warehouse::open_at(&self.location.to_string_lossy(), &self.storage).await?;
+        Ok(warehouse.with_sources(self.sources.clone()))
     }
 }
 

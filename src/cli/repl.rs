@@ -51,7 +51,7 @@ pub async fn run(engine: Engine) -> Result<()> {
     outln!(
         "kpidb {} — warehouse {} ({}). Type \\? for help, \\q to quit.",
         env!("CARGO_PKG_VERSION"),
-        engine.warehouse().root().display(),
+        engine.warehouse().location(),
         match engine.as_of() {
             crate::AsOf::Latest => "latest versions".to_string(),
             pin => format!("as of {pin}"),

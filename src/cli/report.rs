@@ -9,7 +9,6 @@ use super::PinArgs;
 use crate::engine::SessionHook;
 use crate::functions::FunctionOptions;
 use crate::report::{self, spec, Clock, Format, Reports, RunRequest, Scheduler};
-use crate::storage::Warehouse;
 use crate::{Error, Result};
 
 #[derive(Debug, Subcommand)]
@@ -45,8 +44,7 @@ pub struct RunArgs {
 pub async fn run(
     command: ReportCommand,
     reports: Reports,
-    data: PathBuf,
-    sources: Vec<crate::storage::Source>,
+    data: super::WarehouseAt,
     options: FunctionOptions,
     cluster: Option<crate::cluster::ClusterUrl>,
     zone: &chrono_tz::Tz,
@@ -117,13 +115,8 @@ pub async fn run(
                 hook: hook.clone(),
                 allow_empty: args.allow_empty,
             };
-            let manifest = report::run_report(
-                &Warehouse::open(&data)?.with_sources(sources.clone()),
-                options,
-                report,
-                request,
-            )
-            .await?;
+            let manifest =
+                report::run_report(&data.open().await?, options, report, request).await?;
             outln!("{}: {}", report.name, report.title);
             for (name, value) in &manifest.params {
                 match value {
@@ -146,7 +139,7 @@ pub async fn run(
             Ok(())
         }
         ReportCommand::Schedule => {
-            let warehouse = Warehouse::open(&data)?.with_sources(sources.clone());
+            let warehouse = data.open().await?;
             let scheduler = Scheduler::new(reports, Clock::system());
             if scheduler.scheduled().next().is_none() {
                 return Err(Error::usage(format!(

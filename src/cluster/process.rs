@@ -11,11 +11,13 @@ use ballista_executor::executor_process::{start_executor_process, ExecutorProces
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 
 use super::{codec, lost, worker_state, ClusterUrl};
 use crate::functions::FunctionOptions;
+use crate::storage::{BucketRegistry, StoreSettings};
 use crate::{Error, Result};
 
 /// How a scheduler runs.
@@ -42,6 +44,8 @@ pub struct ExecutorSettings {
     pub cores: usize,
     /// Where intermediate results are kept [default: a temporary directory].
     pub work_dir: Option<PathBuf>,
+    /// How this executor reaches a warehouse in a bucket, with its own credentials.
+    pub storage: StoreSettings,
 }
 
 /// Runs a scheduler until the process ends. `on_listen` learns the address first.
@@ -107,6 +111,17 @@ pub async fn run_executor(settings: ExecutorSettings, options: FunctionOptions) 
         port => port,
     };
     let state = worker_state(SessionConfig::new(), options);
+    // Tasks read the warehouse's data files where they lie: on this machine's disk,
+    // or in a bucket reached with this executor's own settings.
+    let registry = Arc::new(BucketRegistry::new(settings.storage.clone()));
+    let spill_dir = settings.work_dir.clone();
+    let runtime: ballista_core::RuntimeProducer = Arc::new(move |_: &SessionConfig| {
+        let mut builder = RuntimeEnvBuilder::new().with_object_store_registry(registry.clone());
+        if let Some(dir) = &spill_dir {
+            builder = builder.with_temp_file_path(dir);
+        }
+        Ok(Arc::new(builder.build()?))
+    });
     let config = ExecutorProcessConfig {
         bind_host: settings.bind_host.clone(),
         external_host: settings.external_host.clone(),
@@ -121,6 +136,7 @@ pub async fn run_executor(settings: ExecutorSettings, options: FunctionOptions) 
             .as_ref()
             .map(|dir| dir.display().to_string()),
         override_function_registry: Some(Arc::new((&state).into())),
+        override_runtime_producer: Some(runtime),
         override_logical_codec: Some(Arc::new(codec::LogicalCodec::default())),
         override_physical_codec: Some(Arc::new(codec::PhysicalCodec::default())),
         ..ExecutorProcessConfig::default()
@@ -141,7 +157,11 @@ pub async fn run_executor(settings: ExecutorSettings, options: FunctionOptions) 
 /// Starts a scheduler and one executor with `cores` task slots inside this process,
 /// on loopback, and returns the scheduler's address. They run on a runtime of their
 /// own, as separate processes would, until the process ends.
-pub fn standalone(options: FunctionOptions, cores: usize) -> Result<ClusterUrl> {
+pub fn standalone(
+    options: FunctionOptions,
+    cores: usize,
+    storage: StoreSettings,
+) -> Result<ClusterUrl> {
     let (tx, rx) = std::sync::mpsc::channel();
     let cluster = move || {
         let runtime = match tokio::runtime::Runtime::new() {
@@ -184,6 +204,7 @@ pub fn standalone(options: FunctionOptions, cores: usize) -> Result<ClusterUrl> 
                 external_host: Some("127.0.0.1".into()),
                 cores: cores.max(1),
                 work_dir: None,
+                storage: storage.clone(),
             };
             if let Err(e) = run_executor(settings, options).await {
                 log::error!("in-process executor stopped: {e}");

@@ -33,7 +33,7 @@ pub struct Rollups {
 impl std::fmt::Debug for Rollups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Rollups")
-            .field("warehouse", &self.warehouse.root())
+            .field("warehouse", self.warehouse.location())
             .finish()
     }
 }
@@ -99,11 +99,12 @@ impl Rollups {
         def: &RollupDef,
         wanted: Sources,
     ) -> Result<Option<Loaded>> {
-        if !exists(&self.warehouse, def) {
+        if !exists(&self.warehouse, def).await? {
             return Ok(None);
         }
         let url = url(&self.warehouse, def)?;
-        let latest = deltalake::open_table(url.clone()).await?;
+        let location = self.warehouse.location();
+        let latest = location.open_delta(url.clone(), None).await?;
         let matches = |(_, sources): &(u64, Option<Sources>)| sources.as_ref() == Some(&wanted);
         // The newest commit is the usual answer (a session on the latest data); only
         // time travel reads further back, through one commit per ingest.
@@ -117,7 +118,7 @@ impl Rollups {
         let table = if Some(version) == latest.version() {
             latest
         } else {
-            deltalake::open_table_with_version(url, version).await?
+            location.open_delta(url, Some(version)).await?
         };
         table.update_datafusion_session(&ctx.state())?;
         Ok(Some(Loaded {

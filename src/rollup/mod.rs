@@ -21,7 +21,6 @@ pub use fresh::Rollups;
 pub use rewrite::ReadRollups;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef};
@@ -35,7 +34,7 @@ use deltalake::DeltaTable;
 use url::Url;
 
 use crate::storage::{AsOf, Warehouse};
-use crate::{Engine, Error, Result};
+use crate::{Engine, Result};
 
 /// The catalog a table function names a rollup in: `kpidb_rollup.public.<name>`.
 pub const CATALOG: &str = "kpidb_rollup";
@@ -99,18 +98,25 @@ fn parse_sources(text: &str) -> Option<Sources> {
         .collect()
 }
 
-fn dir(warehouse: &Warehouse, def: &RollupDef) -> PathBuf {
-    warehouse.root().join("_rollups").join(def.name)
+/// The rollup's place in the warehouse, beside the tables.
+fn rel(def: &RollupDef) -> String {
+    format!("_rollups/{}", def.name)
 }
 
 fn url(warehouse: &Warehouse, def: &RollupDef) -> Result<Url> {
-    let dir = dir(warehouse, def);
-    Url::from_directory_path(&dir)
-        .map_err(|_| Error::usage(format!("{} is not a valid directory path", dir.display())))
+    warehouse.location().url(&rel(def))
 }
 
-fn exists(warehouse: &Warehouse, def: &RollupDef) -> bool {
-    dir(warehouse, def).join("_delta_log").is_dir()
+async fn exists(warehouse: &Warehouse, def: &RollupDef) -> Result<bool> {
+    warehouse.location().holds_table(&rel(def)).await
+}
+
+/// The rollup at its latest version.
+async fn open(warehouse: &Warehouse, def: &RollupDef) -> Result<DeltaTable> {
+    warehouse
+        .location()
+        .open_delta(url(warehouse, def)?, None)
+        .await
 }
 
 /// The newest `limit` commits of a rollup (all when `None`), newest first: (version,
@@ -150,9 +156,9 @@ pub async fn after_commit(
 ) -> Result<()> {
     let current = warehouse.versions().await?;
     for def in ROLLUPS.iter().filter(|d| d.sources.contains(&table)) {
-        let recorded = match exists(warehouse, def) {
+        let recorded = match exists(warehouse, def).await? {
             true => {
-                let rollup = deltalake::open_table(url(warehouse, def)?).await?;
+                let rollup = open(warehouse, def).await?;
                 commits(&rollup, Some(1))
                     .await?
                     .into_iter()
@@ -283,13 +289,11 @@ async fn build(
             true => format_sources(&sources),
             false => String::new(),
         };
-        let url = url(warehouse, def)?;
-        let table = if exists(warehouse, def) {
-            deltalake::open_table(url).await?
+        let table = if exists(warehouse, def).await? {
+            open(warehouse, def).await?
         } else {
-            let dir = dir(warehouse, def);
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-            DeltaTable::try_from_url(url).await?
+            warehouse.location().prepare(&rel(def))?;
+            warehouse.location().delta(url(warehouse, def)?)?
         };
         let properties = CommitProperties::default().with_metadata([
             ("kpidb.sources".to_string(), serde_json::json!(recorded)),
@@ -319,14 +323,14 @@ pub async fn status(warehouse: &Warehouse) -> Result<Vec<String>> {
     let current = warehouse.versions().await?;
     let mut lines = Vec::new();
     for def in ROLLUPS {
-        if !exists(warehouse, def) {
+        if !exists(warehouse, def).await? {
             lines.push(format!(
                 "{:<14} none: the table functions read the raw tables (build it with `kpidb rollups --rebuild`)",
                 def.name
             ));
             continue;
         }
-        let table = deltalake::open_table(url(warehouse, def)?).await?;
+        let table = open(warehouse, def).await?;
         let latest = commits(&table, Some(1)).await?.into_iter().next();
         let sources = latest
             .as_ref()

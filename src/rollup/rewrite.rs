@@ -13,13 +13,15 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, Result, TableReference};
 use datafusion::datasource::provider_as_source;
+use datafusion::functions::core::expr_fn::coalesce;
 use datafusion::functions_aggregate::sum::sum;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
-    cast, col, Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, TableScan,
+    cast, col, lit, Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, TableScan,
 };
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
@@ -352,17 +354,24 @@ fn measure(expr: &Expr) -> Option<Expr> {
         return None;
     }
     let total = |name: &str| Expr::Column(Column::new_unqualified(name));
+    // A count over no rows is 0, where the sum of the rollup's counts is NULL.
+    let count = || {
+        coalesce(vec![
+            cast(sum(total("indicators_scored")), DataType::Int64),
+            lit(0i64),
+        ])
+    };
     match (func.name(), params.args.as_slice()) {
         ("sum", [Expr::Column(c)]) if c.name == "score" => Some(sum(total("total_score"))),
         // count(*) is count(1); every column of dept_scores is required (never NULL).
-        ("count", [Expr::Literal(..)]) => Some(sum(total("indicators_scored"))),
+        ("count", [Expr::Literal(..)]) => Some(count()),
         ("count", [Expr::Column(c)])
             if crate::model::DEPT_SCORES
                 .columns
                 .iter()
                 .any(|k| k.name == c.name && k.required) =>
         {
-            Some(sum(total("indicators_scored")))
+            Some(count())
         }
         _ => None,
     }

@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::ingest::check_rows;
 use crate::ingest::validate::{Problems, Rows, Value};
 use crate::model::{self, TableDef};
-use crate::storage::{Warehouse, WriteMode};
+use crate::storage::{Location, StoreSettings, Warehouse, WriteMode};
 use crate::Result;
 use datafusion::arrow::record_batch::RecordBatch;
 
@@ -729,13 +729,24 @@ pub async fn write(
     opts: &SampleOptions,
     csv_dir: Option<&Path>,
 ) -> Result<Vec<(String, usize)>> {
+    let out = Location::parse(&out.to_string_lossy(), &StoreSettings::default())?;
+    write_to(out, opts, csv_dir).await
+}
+
+/// Writes the sample as a new warehouse at `out` (a directory or a bucket prefix), as
+/// [`write`] does.
+pub async fn write_to(
+    out: Location,
+    opts: &SampleOptions,
+    csv_dir: Option<&Path>,
+) -> Result<Vec<(String, usize)>> {
     let mut sample = generate(opts)?;
     for (def, rows) in &sample.tables {
         let mut problems = Problems::new(&format!("sample {}", def.name), def);
         check_rows(def, rows, &mut problems)?;
         problems.into_result()?;
     }
-    let warehouse = Warehouse::create_dir(out)?;
+    let warehouse = Warehouse::create(out).await?;
     if let Some(dir) = csv_dir {
         std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
     }

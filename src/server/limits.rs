@@ -46,14 +46,16 @@ use url::Url;
 use super::budget::{BoundedPool, Budget};
 use super::metrics::Metrics;
 use super::policy;
+use crate::storage::Warehouse;
 
 /// The runtime every server session shares: one memory pool of `memory_limit`
 /// bytes that also refuses once the heap is at the budget's ceiling, no spill files,
-/// and local files readable only under the warehouse.
+/// and files readable only under the warehouse (a directory or a bucket prefix) and the
+/// configured `[[sources]]`; nothing writable.
 pub fn runtime(
     budget: &Arc<Budget>,
     memory_limit: usize,
-    warehouse: &std::path::Path,
+    warehouse: &Warehouse,
 ) -> Result<Arc<RuntimeEnv>> {
     let pool = BoundedPool::new(
         Arc::new(TrackConsumersPool::new(
@@ -63,8 +65,22 @@ pub fn runtime(
         Arc::clone(budget),
     );
     let registry = DefaultObjectStoreRegistry::new();
+    let mut local_roots: Vec<std::path::PathBuf> = warehouse
+        .sources()
+        .iter()
+        .map(|source| source.location.clone())
+        .collect();
+    match warehouse.location().bucket() {
+        None => local_roots.extend(warehouse.location().dir().map(|d| d.to_path_buf())),
+        Some((url, store, prefix)) => {
+            let bucket = Url::parse(&format!("{}://{}", url.scheme(), url.authority()))
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            let confined = Confined::new(Arc::clone(store), vec![prefix], url.to_string());
+            registry.register_store(&bucket, Arc::new(confined));
+        }
+    }
     let local = Url::parse("file://").expect("file URL");
-    registry.register_store(&local, Arc::new(WarehouseFiles::new(warehouse)?));
+    registry.register_store(&local, Arc::new(Confined::local(&local_roots)?));
     RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(pool))
         // No spilling: a server writes no temporary files, and the memory limit is a limit.
@@ -75,31 +91,40 @@ pub fn runtime(
         .build_arc()
 }
 
-/// The local file system as a server sees it: read-only, and only under the
-/// warehouse directory. Whatever SQL names, no other file can be read or written.
+/// A store as a server sees it: read-only, and only under its roots. Whatever SQL
+/// names, nothing else can be read and nothing written.
 #[derive(Debug)]
-struct WarehouseFiles {
-    inner: LocalFileSystem,
-    /// The warehouse directory, as given and with links resolved.
+struct Confined {
+    inner: Arc<dyn ObjectStore>,
     roots: Vec<ObjectPath>,
+    /// The store's name, for `Display`.
+    name: String,
 }
 
-impl WarehouseFiles {
-    fn new(warehouse: &std::path::Path) -> Result<Self> {
+impl Confined {
+    fn new(inner: Arc<dyn ObjectStore>, roots: Vec<ObjectPath>, name: String) -> Self {
+        Confined { inner, roots, name }
+    }
+
+    /// The local file system under `dirs` (as given and with links resolved).
+    fn local(dirs: &[std::path::PathBuf]) -> Result<Self> {
         let mut roots = Vec::new();
-        let absolute = std::path::absolute(warehouse)?;
-        for dir in [Some(absolute), std::fs::canonicalize(warehouse).ok()]
-            .into_iter()
-            .flatten()
-        {
-            let path = ObjectPath::from_absolute_path(&dir)
-                .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            roots.push(path);
+        for dir in dirs {
+            let absolute = std::path::absolute(dir)?;
+            for dir in [Some(absolute), std::fs::canonicalize(dir).ok()]
+                .into_iter()
+                .flatten()
+            {
+                let path = ObjectPath::from_absolute_path(&dir)
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                roots.push(path);
+            }
         }
-        Ok(WarehouseFiles {
-            inner: LocalFileSystem::new(),
+        Ok(Confined::new(
+            Arc::new(LocalFileSystem::new()),
             roots,
-        })
+            "file://".into(),
+        ))
     }
 
     fn check(&self, location: &ObjectPath) -> object_store::Result<()> {
@@ -120,14 +145,14 @@ fn denied(location: &ObjectPath, why: &str) -> object_store::Error {
     }
 }
 
-impl fmt::Display for WarehouseFiles {
+impl fmt::Display for Confined {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WarehouseFiles({:?})", self.roots)
+        write!(f, "Confined({}, {:?})", self.name, self.roots)
     }
 }
 
 #[async_trait]
-impl ObjectStore for WarehouseFiles {
+impl ObjectStore for Confined {
     async fn put_opts(
         &self,
         location: &ObjectPath,
@@ -504,10 +529,10 @@ mod tests {
     async fn local_files_are_readable_only_inside_the_warehouse() {
         let dir = tempfile::tempdir().unwrap();
         let warehouse = dir.path().join("warehouse");
-        std::fs::create_dir_all(&warehouse).unwrap();
+        let opened = Warehouse::init(&warehouse).await.unwrap();
         std::fs::write(warehouse.join("inside.txt"), "ok").unwrap();
         std::fs::write(dir.path().join("outside.txt"), "secret").unwrap();
-        let runtime = runtime(&Budget::new(64 << 20), 64 << 20, &warehouse).unwrap();
+        let runtime = runtime(&Budget::new(64 << 20), 64 << 20, &opened).unwrap();
         let store = runtime
             .object_store_registry
             .get_store(&Url::parse("file:///").unwrap())

@@ -124,11 +124,7 @@ pub async fn start(
     let budget = budget::Budget::new(settings.memory_limit);
     let state = SessionStateBuilder::new()
         .with_config(Engine::session_config())
-        .with_runtime_env(limits::runtime(
-            &budget,
-            settings.memory_limit,
-            warehouse.root(),
-        )?)
+        .with_runtime_env(limits::runtime(&budget, settings.memory_limit, &warehouse)?)
         .with_default_features()
         // No CREATE EXTERNAL TABLE formats: the server reads only the warehouse.
         .with_table_factories(HashMap::new())
@@ -292,7 +288,7 @@ pub async fn serve(
     settings: Settings,
     reports: Option<Reports>,
 ) -> Result<()> {
-    let root = warehouse.root().display().to_string();
+    let root = warehouse.location().to_string();
     let running = start(warehouse, options, settings, reports).await?;
     let shared = &running.shared;
     let tls = if shared.tls.is_some() {

@@ -1,10 +1,14 @@
-//! The warehouse: a directory holding one Delta Lake table per model table.
+//! The warehouse: a directory, or a prefix of an S3-compatible bucket, holding one
+//! Delta Lake table per model table.
 //! Owns creating, opening, committing to and reading the history of those tables,
 //! and pinning every table at once for time travel (see [`AsOf`]).
 
 mod as_of;
 mod files;
+mod lease;
 mod live;
+mod location;
+mod s3;
 mod sources;
 mod staged;
 mod unavailable;
@@ -12,12 +16,15 @@ mod unavailable;
 pub use as_of::AsOf;
 pub use files::{DataFile, DeltaSnapshotTable, TableFiles};
 pub use live::{LiveTable, Snapshot};
+pub use location::Location;
+pub use s3::{BucketRegistry, StoreSettings};
 pub use sources::{Source, SourceFormat};
 pub use staged::{CommitLock, Committed, Staged, StagedWrite};
 pub use unavailable::UnavailableTable;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -62,27 +69,70 @@ pub const READ_ONLY: &str = "_kpidb_read_only";
 
 #[derive(Debug, Clone)]
 pub struct Warehouse {
-    root: PathBuf,
+    location: Location,
     /// Why nothing may be written here, from the [`READ_ONLY`] file.
-    read_only: Option<std::sync::Arc<str>>,
+    read_only: Option<Arc<str>>,
     /// Read-only tables from outside the warehouse (`[[sources]]`).
-    sources: std::sync::Arc<[Source]>,
+    sources: Arc<[Source]>,
+    /// The tables a warehouse in a bucket holds, listed when it was opened (a
+    /// directory is looked at each time).
+    present: Arc<RwLock<BTreeSet<&'static str>>>,
 }
 
 impl Warehouse {
-    /// Opens an existing warehouse, checking every table of the model is there.
+    /// Opens an existing warehouse in a local directory, checking every table of the
+    /// model is there.
     pub fn open(root: impl AsRef<Path>) -> Result<Self> {
-        let root = absolute(&local(root.as_ref())?)?;
+        let root = local(root.as_ref())?;
         if !root.is_dir() {
-            return Err(Error::usage(format!(
-                "warehouse {} does not exist; create an empty one with `kpidb init {}`, \
-                 or a copy of the sample city with `kpidb gen-sample --out {}` (with no \
-                 --data, KPIDB_DATA or `data` in kpidb.toml, kpidb reads the sample it ships)",
-                root.display(),
-                root.display(),
-                root.display()
-            )));
+            return Err(missing(&root.display().to_string()));
         }
+        let present = TABLES
+            .iter()
+            .filter(|t| root.join(t.name).join("_delta_log").is_dir())
+            .map(|t| t.name)
+            .collect();
+        let marker = root.join(READ_ONLY);
+        let read_only = match std::fs::read_to_string(&marker) {
+            Ok(reason) => Some(reason.trim().into()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(&marker, e)),
+        };
+        Self::whole(Location::Dir(root), present, read_only)
+    }
+
+    /// Opens the warehouse at `location`: a local directory (a path or file:// URL) or
+    /// a bucket prefix (`s3://BUCKET/PREFIX`, reached with `settings`).
+    pub async fn open_at(location: &str, settings: &StoreSettings) -> Result<Self> {
+        let location = Location::parse(location, settings)?;
+        if let Some(dir) = location.dir() {
+            return Self::open(dir);
+        }
+        let listed =
+            futures::future::try_join_all(TABLES.iter().map(|t| location.holds_table(t.name)))
+                .await?;
+        let present: BTreeSet<&'static str> = TABLES
+            .iter()
+            .zip(listed)
+            .filter(|(_, there)| *there)
+            .map(|(t, _)| t.name)
+            .collect();
+        if present.is_empty() && location.is_empty().await? {
+            return Err(missing(&location.to_string()));
+        }
+        let read_only = location
+            .read_text(READ_ONLY)
+            .await?
+            .map(|reason| reason.trim().into());
+        Self::whole(location, present, read_only)
+    }
+
+    /// The warehouse at `location` holding `present`, if that is a whole warehouse.
+    fn whole(
+        location: Location,
+        present: BTreeSet<&'static str>,
+        read_only: Option<Arc<str>>,
+    ) -> Result<Self> {
         // A warehouse made before the later tables lacks them; it is still whole.
         let first: Vec<&TableDef> = TABLES
             .iter()
@@ -91,32 +141,25 @@ impl Warehouse {
             .collect();
         let missing: Vec<&str> = first
             .iter()
-            .filter(|t| !root.join(t.name).join("_delta_log").is_dir())
+            .filter(|t| !present.contains(t.name))
             .map(|t| t.name)
             .collect();
         if missing.len() == first.len() {
             return Err(Error::usage(format!(
-                "{} is not a kpidb warehouse (it holds none of the tables); create one with `kpidb init DIR`",
-                root.display()
+                "{location} is not a kpidb warehouse (it holds none of the tables); create one with `kpidb init {location}`"
             )));
         }
         if !missing.is_empty() {
             return Err(Error::usage(format!(
-                "warehouse {} is incomplete: missing table(s) {}",
-                root.display(),
+                "warehouse {location} is incomplete: missing table(s) {}",
                 missing.join(", ")
             )));
         }
-        let marker = root.join(READ_ONLY);
-        let read_only = match std::fs::read_to_string(&marker) {
-            Ok(reason) => Some(reason.trim().into()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io(&marker, e)),
-        };
         Ok(Warehouse {
-            root,
+            location,
             read_only,
             sources: Vec::new().into(),
+            present: Arc::new(RwLock::new(present)),
         })
     }
 
@@ -136,7 +179,10 @@ impl Warehouse {
     /// Whether `def`'s table exists here: a warehouse made before the later tables
     /// ([`LATER_TABLES`]) lacks them until they are added.
     pub fn has(&self, def: &TableDef) -> bool {
-        self.root.join(def.name).join("_delta_log").is_dir()
+        match self.location.dir() {
+            Some(dir) => dir.join(def.name).join("_delta_log").is_dir(),
+            None => self.present.read().expect("table list").contains(def.name),
+        }
     }
 
     /// Adds, empty at version 0, the later tables a writable warehouse made before them
@@ -154,7 +200,9 @@ impl Warehouse {
             match self.create_table(def, empty, "upgrade").await {
                 Ok(_) => added.push(def.name),
                 // Another process added it first.
-                Err(_) if self.has(def) => {}
+                Err(_) if self.location.holds_table(def.name).await.unwrap_or(false) => {
+                    self.present.write().expect("table list").insert(def.name);
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -167,14 +215,24 @@ impl Warehouse {
             None => Ok(()),
             Some(reason) => Err(Error::usage(format!(
                 "{} is read-only, so nothing was written: {reason}",
-                self.root.display()
+                self.location
             ))),
         }
     }
 
-    /// Creates a warehouse with every table empty, at version 0.
+    /// Creates a warehouse in a local directory with every table empty, at version 0.
     pub async fn init(root: impl AsRef<Path>) -> Result<Self> {
-        let warehouse = Self::create_dir(root.as_ref())?;
+        Self::init_in(Location::Dir(local(root.as_ref())?)).await
+    }
+
+    /// Creates a warehouse at `location` (a directory or `s3://BUCKET/PREFIX`) with
+    /// every table empty, at version 0.
+    pub async fn init_at(location: &str, settings: &StoreSettings) -> Result<Self> {
+        Self::init_in(Location::parse(location, settings)?).await
+    }
+
+    async fn init_in(location: Location) -> Result<Self> {
+        let warehouse = Self::create(location).await?;
         for def in TABLES {
             warehouse
                 .create_table(def, vec![RecordBatch::new_empty(def.schema())], "init")
@@ -183,31 +241,34 @@ impl Warehouse {
         Ok(warehouse)
     }
 
-    /// Makes the directory of a new warehouse; refuses one that already has content.
-    pub(crate) fn create_dir(root: &Path) -> Result<Self> {
-        let root = &local(root)?;
-        require_empty(root)?;
-        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    /// An empty new warehouse at `location`; refuses one that already has content.
+    pub(crate) async fn create(location: Location) -> Result<Self> {
+        if !location.is_empty().await? {
+            return Err(Error::usage(format!(
+                "{location} already exists and is not empty; choose a new directory or prefix"
+            )));
+        }
+        location.prepare("")?;
         Ok(Warehouse {
-            root: absolute(root)?,
+            location,
             read_only: None,
             sources: Vec::new().into(),
+            present: Arc::default(),
         })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Where the warehouse is.
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     pub fn table_url(&self, def: &TableDef) -> Result<Url> {
-        let dir = self.root.join(def.name);
-        Url::from_directory_path(&dir)
-            .map_err(|_| Error::usage(format!("{} is not a valid directory path", dir.display())))
+        self.location.url(def.name)
     }
 
     /// The table at its latest version.
     pub async fn latest(&self, def: &TableDef) -> Result<DeltaTable> {
-        Ok(deltalake::open_table(self.table_url(def)?).await?)
+        self.location.open_delta(self.table_url(def)?, None).await
     }
 
     /// The table as `as_of` pins it, or why it cannot be read at that point.
@@ -223,14 +284,17 @@ impl Warehouse {
                  pin tables one by one with --as-of-version {}={latest_version},… or use --as-of TIMESTAMP",
                 def.name, def.name
             ))),
-            AsOf::Version(v) => Ok(Ok(deltalake::open_table_with_version(url, v).await?)),
+            AsOf::Version(v) => Ok(Ok(self.location.open_delta(url, Some(v)).await?)),
             AsOf::Timestamp(ts) => {
                 // Resolved from the commit times `kpidb history` shows, not from file
                 // modification times, which a copy or a git checkout resets.
                 let history = self.history(def).await?;
                 match history.iter().find(|c| c.timestamp.is_some_and(|t| t <= ts)) {
                     Some(commit) if commit.version == latest_version => Ok(Ok(latest)),
-                    Some(commit) => Ok(Ok(deltalake::open_table_with_version(url, commit.version).await?)),
+                    Some(commit) => Ok(Ok(self
+                        .location
+                        .open_delta(url, Some(commit.version))
+                        .await?)),
                     None => Ok(Err(format!(
                         "table {} did not exist at {} (its first commit is at {})",
                         def.name,
@@ -265,9 +329,8 @@ impl Warehouse {
         source: &str,
     ) -> Result<u64> {
         let url = self.table_url(def)?;
-        std::fs::create_dir_all(self.root.join(def.name))
-            .map_err(|e| Error::io(self.root.join(def.name), e))?;
-        let table = DeltaTable::try_from_url(url).await?;
+        self.location.prepare(def.name)?;
+        let table = self.location.delta(url)?;
         let mut write = table
             .write(batches)
             .with_save_mode(SaveMode::ErrorIfExists)
@@ -279,6 +342,7 @@ impl Warehouse {
             write = write.with_partition_columns(["year"]);
         }
         let table = write.await?;
+        self.present.write().expect("table list").insert(def.name);
         Ok(table.version().unwrap_or(0))
     }
 
@@ -379,6 +443,15 @@ pub(crate) fn require_empty(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Says a warehouse is not at `location` and how to make one.
+fn missing(location: &str) -> Error {
+    Error::usage(format!(
+        "warehouse {location} does not exist; create an empty one with `kpidb init {location}`, \
+         or a copy of the sample city with `kpidb gen-sample --out {location}` (with no \
+         --data, KPIDB_DATA or `data` in kpidb.toml, kpidb reads the sample it ships)"
+    ))
+}
+
 /// The newest `limit` commits of `table` (all when `None`), newest first, with their
 /// versions.
 pub(crate) async fn commit_infos(
@@ -428,30 +501,14 @@ fn plain(value: &serde_json::Value) -> String {
 }
 
 /// The local directory `root` names. A URL is never taken for a directory (`s3://b/w`
-/// would otherwise become a folder `s3:` here): `file://` URLs are their path, every
-/// other scheme is refused by name.
+/// would otherwise become a folder `s3:` here): `file://` URLs are their path, a bucket
+/// is opened with [`Warehouse::open_at`], and every other scheme is refused by name.
 fn local(root: &Path) -> Result<PathBuf> {
-    let text = root.to_string_lossy();
-    let Some((scheme, rest)) = text.split_once("://") else {
-        return Ok(root.to_path_buf());
-    };
-    let is_scheme = scheme.len() > 1
-        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    if !is_scheme {
-        return Ok(root.to_path_buf());
+    match Location::parse(&root.to_string_lossy(), &StoreSettings::default())? {
+        Location::Dir(dir) => Ok(dir),
+        Location::Bucket(_) => Err(Error::usage(format!(
+            "{}: a warehouse in a bucket is opened with its [storage] settings (Warehouse::open_at)",
+            root.display()
+        ))),
     }
-    if scheme.eq_ignore_ascii_case("file") {
-        return Ok(PathBuf::from(rest));
-    }
-    Err(Error::usage(format!(
-        "{text}: warehouses on {scheme}:// are not supported; a warehouse is a local \
-         directory (a path, or a file:// URL). Nothing was read or written."
-    )))
-}
-
-fn absolute(path: &Path) -> Result<PathBuf> {
-    std::path::absolute(path).map_err(|e| Error::io(path, e))
 }

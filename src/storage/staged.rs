@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroU64;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use datafusion::arrow::record_batch::RecordBatch;
 use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
@@ -21,12 +22,14 @@ use deltalake::table::config::TablePropertiesExt;
 use deltalake::DeltaTable;
 use object_store::ObjectStoreExt;
 
+use super::location::delta_error;
 use super::{commit_properties, mode_name, writer_properties, Warehouse, WriteMode};
 use crate::model::TableDef;
 use crate::{Error, Result};
 
 /// Parquet files being written into one table, not yet part of any version.
 pub struct StagedWrite {
+    url: url::Url,
     table: DeltaTable,
     writer: DeltaWriter,
     rows: usize,
@@ -69,6 +72,7 @@ impl StagedWrite {
         );
         let writer = DeltaWriter::new(table.object_store(), writer_config);
         Ok(StagedWrite {
+            url: warehouse.table_url(def)?,
             table,
             writer,
             rows: 0,
@@ -78,12 +82,20 @@ impl StagedWrite {
     /// Streams `batch` (in the table's schema) into data files.
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows();
-        Ok(self.writer.write(batch).await?)
+        let url = &self.url;
+        self.writer
+            .write(batch)
+            .await
+            .map_err(|e| delta_error(url, e))
     }
 
     /// Closes the files.
     pub async fn finish(self) -> Result<Staged> {
-        let adds = self.writer.close().await?;
+        let adds = self
+            .writer
+            .close()
+            .await
+            .map_err(|e| delta_error(&self.url, e))?;
         Ok(Staged {
             table: self.table,
             adds,
@@ -120,7 +132,10 @@ impl Staged {
         source: &str,
     ) -> Result<Option<Committed>> {
         let url = warehouse.table_url(def)?;
-        let base = deltalake::open_table_with_version(url, read_version).await?;
+        let base = warehouse
+            .location()
+            .open_delta(url, Some(read_version))
+            .await?;
         let state = base.snapshot()?;
         let mut actions: Vec<Action> = self.adds.iter().cloned().map(Action::Add).collect();
         let mut replaced = BTreeMap::new();
@@ -196,7 +211,7 @@ impl Staged {
             Err(deltalake::DeltaTableError::Transaction {
                 source: deltalake::kernel::transaction::TransactionError::MaxCommitAttempts(_),
             }) => Ok(None),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(delta_error(&warehouse.table_url(def)?, e)),
         }
     }
 }
@@ -212,16 +227,39 @@ async fn remove_files(table: &DeltaTable, adds: &[Add]) {
     }
 }
 
-/// The lock every commit of kpidb to one warehouse holds; released when dropped.
-pub struct CommitLock {
-    _file: std::fs::File,
+/// The lock every commit of kpidb to one warehouse holds; released when dropped
+/// (or, sooner and surely, by [`CommitLock::release`]).
+pub enum CommitLock {
+    /// A locked file in the warehouse directory.
+    File(std::fs::File),
+    /// A lease object in the warehouse's bucket.
+    Lease(super::lease::Lease),
+}
+
+impl CommitLock {
+    /// Releases the lock now (a lease is removed before this returns).
+    pub async fn release(self) {
+        if let CommitLock::Lease(lease) = self {
+            lease.release().await;
+        }
+    }
 }
 
 impl Warehouse {
     /// Waits until no other kpidb process is committing to this warehouse.
     pub async fn lock_commits(&self) -> Result<CommitLock> {
         self.writable()?;
-        let path: PathBuf = self.root().join("_kpidb_commit.lock");
+        if let Some((url, store, prefix)) = self.location().bucket() {
+            let path = object_store::path::Path::from(format!("{prefix}/{LOCK}"));
+            let url = format!("{url}{LOCK}");
+            let lease = super::lease::Lease::acquire(Arc::clone(store), path, &url).await?;
+            return Ok(CommitLock::Lease(lease));
+        }
+        let dir = self
+            .location()
+            .dir()
+            .expect("a warehouse is a directory or a bucket");
+        let path: PathBuf = dir.join(LOCK);
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -232,6 +270,8 @@ impl Warehouse {
             .await
             .map_err(|e| Error::usage(format!("waiting for the commit lock: {e}")))?
             .map_err(|e| Error::io(&path, e))?;
-        Ok(CommitLock { _file: file })
+        Ok(CommitLock::File(file))
     }
 }
+
+const LOCK: &str = "_kpidb_commit.lock";

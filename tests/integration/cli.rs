@@ -309,10 +309,10 @@ fn a_url_is_never_taken_for_a_local_directory() {
     let dir = tempfile::tempdir().unwrap();
     let in_dir = |args: &[&str]| kpidb().current_dir(dir.path()).args(args).output().unwrap();
     for args in [
-        &["init", "s3://bucket/wh"][..],
+        &["init", "gcs://bucket/wh"][..],
         &[
             "--data",
-            "s3://bucket/wh",
+            "azure://bucket/wh",
             "query",
             "SELECT count(*) FROM dept_scores",
         ],

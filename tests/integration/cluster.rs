@@ -20,15 +20,7 @@ use kpidb::{Engine, Warehouse};
 use crate::common::{kpidb, stderr, stdout};
 
 fn query_files() -> Vec<(String, String)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 20, "queries/ holds {} files", files.len());
-    files
+    crate::common::query_paths()
         .into_iter()
         .map(|p| {
             let name = p.file_name().unwrap().to_string_lossy().to_string();
@@ -110,7 +102,7 @@ async fn same_answers(data: &Path, url: &ClusterUrl) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn in_process_cluster_answers_every_query_like_local() {
-    let url = process::standalone(FunctionOptions::default(), 2).unwrap();
+    let url = process::standalone(FunctionOptions::default(), 2, Default::default()).unwrap();
     same_answers(&kpidb::sample::shipped::warehouse().unwrap(), &url).await;
 
     // perf_grade grades by the scheme of the session that planned it, whatever the

@@ -53,6 +53,19 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Every queries/*.sql file, in name order.
+pub fn query_paths() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("queries/")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 20, "queries/ holds {} files", files.len());
+    files
+}
+
 /// The first column of the first row of `sql`'s answer as text, via the CLI's CSV output.
 pub fn scalar(data: &Path, sql: &str) -> String {
     let out = run(data, &["query", "--format", "csv", sql]);

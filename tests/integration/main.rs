@@ -19,6 +19,7 @@ mod layers;
 mod queries;
 mod reports;
 mod rollups;
+mod s3;
 mod server;
 
 use std::io::Write;

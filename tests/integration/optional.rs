@@ -22,16 +22,19 @@ pub enum Client {
     /// A Python with Apache Superset installed (tests/clients/requirements-superset.txt):
     /// `KPIDB_SUPERSET_PYTHON`.
     Superset,
+    /// An S3-compatible server to run on loopback: moto's, in KPIDB_PYTHON.
+    S3Server,
 }
 
 impl Client {
-    pub const ALL: [Client; 6] = [
+    pub const ALL: [Client; 7] = [
         Client::Psql,
         Client::PythonBi,
         Client::SqlAlchemySeries,
         Client::PythonDuckdb,
         Client::Jdbc,
         Client::Superset,
+        Client::S3Server,
     ];
 
     /// The tests that need this client.
@@ -53,6 +56,12 @@ impl Client {
             }
             Client::Jdbc => &["clients::jdbc_metadata_and_prepared_statements"],
             Client::Superset => &["clients::superset_datasets_charts_and_sql_lab"],
+            Client::S3Server => &[
+                "s3::a_warehouse_in_a_bucket_answers_like_a_local_one",
+                "s3::store_failures_are_named_and_lose_nothing",
+                "s3::serve_reads_only_the_warehouse_prefix",
+                "s3::a_cluster_with_no_local_copy_answers_like_local",
+            ],
         }
     }
 
@@ -109,6 +118,15 @@ impl Client {
                          or set KPIDB_JDBC_JAR"
                     ))
                 }
+            }
+            Client::S3Server => {
+                runs(&python(), &["-c", "import moto.server, flask"]).map_err(|e| {
+                    format!(
+                    "{} cannot import moto's server ({e}); install tests/clients/requirements.txt \
+                     (moto[server]) and set KPIDB_PYTHON",
+                    python()
+                )
+                })
             }
             Client::Superset => match superset_python() {
                 None => Err(

@@ -1,7 +1,6 @@
 //! Every file in `queries/` runs on the sample warehouse, and each seed figure
 //! (seed-facts.md F1–F15) comes out exactly.
 
-use std::path::PathBuf;
 
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use kpidb::{Engine, Warehouse};
@@ -57,13 +56,7 @@ async fn every_query_runs_and_every_seed_figure_is_exact() {
         Engine::open(Warehouse::open(kpidb::sample::shipped::warehouse().unwrap()).unwrap())
             .await
             .unwrap();
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
-        .collect();
-    files.sort();
+    let files = crate::common::query_paths();
     let mut checked = 0;
     for file in &files {
         let sql = std::fs::read_to_string(file).unwrap();

@@ -73,6 +73,8 @@ fn plain_sql() -> Vec<(String, bool)> {
         "WHERE year = 2023",
         "WHERE year BETWEEN 2020 AND 2022 AND dept_code IN ('101', '102', '160')",
         "WHERE year >= 2024 OR dept_code LIKE '11%'",
+        // No rows: a count is 0 and a sum NULL, from the rollup as from the raw rows.
+        "WHERE year = 1999",
     ];
     let measures = [
         "sum(score) AS total, count(*) AS n",
