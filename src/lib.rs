@@ -10,7 +10,8 @@
 //!    - [`model`]: the tables of the data model, their Arrow types, keys, rules and
 //!      header aliases: the rules are data that ingest and the rollups read.
 //! 2. Storage
-//!    - [`storage`]: the warehouse directory of Delta tables; commits, history, time travel.
+//!    - [`storage`]: the warehouse of Delta tables, in a directory or an S3-compatible
+//!      bucket; commits, history, time travel, external sources.
 //! 3. SQL helpers
 //!    - [`shape`]: parsed SQL made shallow (long OR lists to IN, long chains refused) for every surface.
 //!    - [`output`]: what the CLI and the HTTP API share about writing results.

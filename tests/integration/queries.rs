@@ -1,7 +1,6 @@
 //! Every file in `queries/` runs on the sample warehouse, and each seed figure
 //! (seed-facts.md F1–F15) comes out exactly.
 
-
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use kpidb::{Engine, Warehouse};
 
