@@ -9,6 +9,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::{SQLOptions, SessionContext};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement;
@@ -18,7 +19,9 @@ use deltalake::DeltaTable;
 use crate::functions::FunctionOptions;
 use crate::model::{TableDef, TABLES};
 use crate::rollup::Rollups;
-use crate::storage::{AsOf, DeltaSnapshotTable, LiveTable, Snapshot, UnavailableTable, Warehouse};
+use crate::storage::{
+    AsOf, BucketRegistry, DeltaSnapshotTable, LiveTable, Snapshot, UnavailableTable, Warehouse,
+};
 use crate::{Error, Result};
 
 /// How the layers above change where an [`Engine`]'s plans run, without the Engine
@@ -57,8 +60,13 @@ impl Engine {
         as_of: AsOf,
         options: FunctionOptions,
     ) -> Result<Self> {
+        // Sources and cluster plans read buckets with the warehouse's settings.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_object_store_registry(Arc::new(BucketRegistry::new(warehouse.storage().clone())))
+            .build_arc()?;
         let state = SessionStateBuilder::new()
             .with_config(Self::session_config())
+            .with_runtime_env(runtime)
             .with_default_features()
             .build();
         Self::open_in(warehouse, as_of, options, state).await
@@ -131,7 +139,8 @@ impl Engine {
             tables.insert(def.name.to_string(), table);
         }
         for source in warehouse.sources() {
-            ctx.register_table(source.name.as_str(), source.table(&ctx).await?)?;
+            let table = source.table(&ctx, warehouse.storage()).await?;
+            ctx.register_table(source.name.as_str(), table)?;
         }
         let rollups = Arc::new(Rollups::open(&ctx, &warehouse, &tables, options.rollups).await?);
         crate::functions::register_all(&ctx, options, Some(Arc::clone(&rollups)));

@@ -15,23 +15,8 @@ BIN="${KPIDB_BIN:-${CARGO_TARGET_DIR:-target}/release/kpidb}"
 WORK="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
 
-"$BIN" scheduler --bind 127.0.0.1:0 >"$WORK/scheduler.out" 2>"$WORK/scheduler.err" &
-for _ in $(seq 100); do
-    grep -q "listening on" "$WORK/scheduler.out" 2>/dev/null && break
-    sleep 0.1
-done
-URL="$(sed -n 's/^kpidb scheduler listening on //p' "$WORK/scheduler.out")"
-[ -n "$URL" ] || { cat "$WORK/scheduler.err"; exit 1; }
-for name in a b; do
-    RUST_LOG=ballista_executor=info,warn "$BIN" executor --scheduler "$URL" --bind-host 127.0.0.1 \
-        --port 0 --cores 1 --work-dir "$WORK/$name" 2>"$WORK/executor-$name.err" &
-done
-for name in a b; do
-    for _ in $(seq 100); do
-        grep -q "Connected to scheduler" "$WORK/executor-$name.err" 2>/dev/null && break
-        sleep 0.1
-    done
-done
+. benches/cluster/start.sh
+start_cluster
 
 median() { python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["median_ms"])'; }
 echo "| question | local ms | loopback cluster ms | cluster / local |"

@@ -28,6 +28,9 @@ pub struct Config {
     /// Run queries, `kpidb serve` and reports on the Ballista cluster whose scheduler
     /// is at this df://HOST:PORT; `--cluster` / KPIDB_CLUSTER win.
     pub cluster: Option<String>,
+    /// The cluster's mutual TLS (CA, this member's certificate and key), for clients
+    /// of a cluster and for `kpidb scheduler` / `kpidb executor`.
+    pub cluster_tls: Option<crate::cluster::tls::ClusterTls>,
     /// `kpidb serve` settings.
     #[serde(default)]
     pub server: crate::server::ServerConfig,
@@ -81,12 +84,25 @@ impl Config {
             .map(|archive| relative_to(file, archive))
     }
 
+    /// The cluster's TLS files, relative to the configuration file.
+    pub fn cluster_tls(
+        &self,
+        file: Option<&std::path::Path>,
+    ) -> Option<crate::cluster::tls::ClusterTls> {
+        let base = file.and_then(|f| f.parent());
+        self.cluster_tls.as_ref().map(|tls| tls.relative_to(base))
+    }
+
     /// The cluster to run on: the `--cluster` flag, else this file's `cluster`, else none.
-    pub fn cluster(&self, flag: Option<&str>) -> crate::Result<Option<crate::cluster::ClusterUrl>> {
+    pub fn cluster(
+        &self,
+        flag: Option<&str>,
+        file: Option<&std::path::Path>,
+    ) -> crate::Result<Option<crate::cluster::ClusterUrl>> {
         match flag.or(self.cluster.as_deref()) {
-            Some(text) if !text.trim().is_empty() => {
-                Ok(Some(crate::cluster::ClusterUrl::parse(text)?))
-            }
+            Some(text) if !text.trim().is_empty() => Ok(Some(
+                crate::cluster::ClusterUrl::parse(text)?.with_tls(self.cluster_tls(file)),
+            )),
             _ => Ok(None),
         }
     }

@@ -365,12 +365,44 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct SchedulerArgs {
-    /// Address to listen on (port 0: any free port; the address is printed)
-    #[arg(long, default_value_t = std::net::SocketAddr::from(([0, 0, 0, 0], crate::cluster::DEFAULT_PORT)))]
+    /// Address to listen on (port 0: any free port; the address is printed); other
+    /// than loopback only with the cluster's TLS
+    #[arg(long, default_value_t = std::net::SocketAddr::from(([127, 0, 0, 1], crate::cluster::DEFAULT_PORT)))]
     pub bind: std::net::SocketAddr,
     /// Seconds without word from an executor before its tasks are run elsewhere
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub executor_timeout: u64,
+    #[command(flatten)]
+    pub tls: ClusterTlsArgs,
+}
+
+/// The cluster's mutual TLS for a scheduler or executor [default: [cluster_tls] in kpidb.toml].
+#[derive(Debug, Args)]
+pub struct ClusterTlsArgs {
+    /// The cluster's CA certificate (PEM): only peers it signed are accepted
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_ca: Option<PathBuf>,
+    /// This member's certificate (PEM), signed by the cluster's CA
+    #[arg(long, value_name = "FILE", requires_all = ["tls_ca", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    /// This member's private key (PEM)
+    #[arg(long, value_name = "FILE", requires_all = ["tls_ca", "tls_cert"])]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ClusterTlsArgs {
+    /// The flags' files, else the configuration's.
+    fn or(
+        self,
+        configured: Option<crate::cluster::tls::ClusterTls>,
+    ) -> Option<crate::cluster::tls::ClusterTls> {
+        match (self.tls_ca, self.tls_cert, self.tls_key) {
+            (Some(ca), Some(cert), Some(key)) => {
+                Some(crate::cluster::tls::ClusterTls { ca, cert, key })
+            }
+            _ => configured,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -378,8 +410,9 @@ pub struct ExecutorArgs {
     /// The scheduler to work for
     #[arg(long, value_name = "df://HOST:PORT")]
     pub scheduler: String,
-    /// Address to listen on for result fetches
-    #[arg(long, default_value = "0.0.0.0")]
+    /// Address to listen on for result fetches; other than loopback only with the
+    /// cluster's TLS
+    #[arg(long, default_value = "127.0.0.1")]
     pub bind_host: String,
     /// Port to listen on (0: any free port)
     #[arg(long, default_value_t = 50051)]
@@ -393,6 +426,8 @@ pub struct ExecutorArgs {
     /// Directory for intermediate results [default: a temporary directory]
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: ClusterTlsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -438,7 +473,10 @@ pub async fn run(cli: Cli) -> Result<()> {
     };
     let options = config.function_options();
     let zone = config.zone()?;
-    let cluster = config.cluster(given.cluster.or(cli.cluster).as_deref())?;
+    let cluster = config.cluster(
+        given.cluster.or(cli.cluster).as_deref(),
+        config_file.as_deref(),
+    )?;
     let reports_flag = given.reports.or(cli.reports);
     let reports = || {
         crate::report::load(
@@ -505,6 +543,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let settings = crate::cluster::process::SchedulerSettings {
                 bind: args.bind,
                 executor_timeout: args.executor_timeout,
+                tls: args.tls.or(config.cluster_tls(config_file.as_deref())),
             };
             crate::cluster::process::run_scheduler(settings, options, |address| {
                 let _ = stdout(format_args!(
@@ -522,6 +561,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 cores: args.cores.unwrap_or(0),
                 work_dir: args.work_dir,
                 storage: config.storage.clone(),
+                tls: args.tls.or(config.cluster_tls(config_file.as_deref())),
             };
             crate::cluster::process::run_executor(settings, options).await
         }

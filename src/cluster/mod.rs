@@ -1,5 +1,5 @@
 //! Running kpidb's SQL on an Apache Ballista cluster: a scheduler and executors on
-//! several machines that share the warehouse directory.
+//! several machines that reach the same warehouse (a bucket, or a shared directory).
 //!
 //! A query is planned where it is asked, exactly as locally: kpidb's table functions
 //! become plans over the warehouse tables there, at the versions that session reads.
@@ -15,12 +15,14 @@
 //!   client runs it again.
 //! - [`process`]: the `kpidb scheduler` and `kpidb executor` processes, and an
 //!   in-process cluster.
+//! - [`tls`]: mutual TLS between every member; no plain listening beyond loopback.
 
 pub mod codec;
 pub mod lost;
 pub mod planner;
 pub mod process;
 pub mod scan;
+pub mod tls;
 
 use std::fmt;
 use std::sync::Arc;
@@ -37,11 +39,13 @@ use crate::{Error, Result};
 /// The port a scheduler listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 50050;
 
-/// Where a cluster's scheduler listens: `df://HOST[:PORT]`.
+/// Where a cluster's scheduler listens: `df://HOST[:PORT]`, and how to talk to it
+/// (the cluster's mutual TLS, when it has one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterUrl {
     host: String,
     port: u16,
+    tls: Option<tls::ClusterTls>,
 }
 
 impl ClusterUrl {
@@ -65,7 +69,13 @@ impl ClusterUrl {
         Ok(ClusterUrl {
             host: host.trim_matches(['[', ']']).to_string(),
             port: url.port().unwrap_or(DEFAULT_PORT),
+            tls: None,
         })
+    }
+
+    /// The same scheduler, reached over the cluster's mutual TLS.
+    pub fn with_tls(self, tls: Option<tls::ClusterTls>) -> Self {
+        ClusterUrl { tls, ..self }
     }
 
     pub fn host(&self) -> &str {
@@ -132,7 +142,14 @@ pub async fn connect(
     url: &ClusterUrl,
     options: FunctionOptions,
 ) -> Result<SessionState> {
-    reachable(url).await?;
+    let stream = reachable(url).await?;
+    if url.tls.is_none() && !speaks_plain_grpc(stream).await {
+        return Err(Error::usage(format!(
+            "the kpidb scheduler at {url} accepts only members of its cluster (mutual TLS): \
+             give the cluster's CA, a certificate it signed and its key in [cluster_tls] of \
+             kpidb.toml"
+        )));
+    }
     // The session's catalog is already there: building with the default setting
     // would replace it with an empty one.
     //
@@ -161,6 +178,11 @@ pub async fn connect(
         .options_mut()
         .optimizer
         .enable_physical_uncorrelated_scalar_subquery = false;
+    if let Some(tls) = &url.tls {
+        config = config
+            .with_ballista_use_tls(true)
+            .with_ballista_override_create_grpc_client_endpoint(tls.load()?.endpoint_override());
+    }
     let state = SessionStateBuilder::new_from_existing(state)
         .with_config(config)
         .build();
@@ -178,8 +200,23 @@ pub async fn connect(
     Ok(state)
 }
 
+/// Whether the server on `stream` answers HTTP/2 in the clear (a plain scheduler
+/// sends its SETTINGS frame), rather than expecting TLS.
+async fn speaks_plain_grpc(mut stream: tokio::net::TcpStream) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The client preface, then an empty SETTINGS frame.
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    if stream.write_all(&hello).await.is_err() {
+        return false;
+    }
+    let mut header = [0u8; 9];
+    let answered = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut header));
+    matches!(answered.await, Ok(Ok(_)) if header[3] == 4)
+}
+
 /// A plain TCP connection to the scheduler, within five seconds.
-async fn reachable(url: &ClusterUrl) -> Result<()> {
+async fn reachable(url: &ClusterUrl) -> Result<tokio::net::TcpStream> {
     let address = (url.host.as_str(), url.port);
     match tokio::time::timeout(
         Duration::from_secs(5),
@@ -187,7 +224,7 @@ async fn reachable(url: &ClusterUrl) -> Result<()> {
     )
     .await
     {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(stream)) => Ok(stream),
         Ok(Err(e)) => Err(Error::usage(format!(
             "cannot reach the kpidb scheduler at {url}: {e}; start one with `kpidb scheduler`"
         ))),

@@ -6,15 +6,23 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use arrow_flight::flight_service_server::FlightServiceServer;
 use ballista_core::config::TaskSchedulingPolicy;
+use ballista_core::error::BallistaError;
+use ballista_core::extension::SessionConfigExt;
+use ballista_core::serde::protobuf::scheduler_grpc_server::SchedulerGrpcServer;
 use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
+use ballista_executor::flight_service::BallistaFlightService;
+use ballista_executor::ArrowFlightServerProvider;
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
+use tonic::transport::server::TcpIncoming;
 
+use super::tls::{self, ClusterTls};
 use super::{codec, lost, worker_state, ClusterUrl};
 use crate::functions::FunctionOptions;
 use crate::storage::{BucketRegistry, StoreSettings};
@@ -28,6 +36,8 @@ pub struct SchedulerSettings {
     /// Seconds without a heartbeat after which an executor is taken for dead and
     /// its tasks are run again elsewhere.
     pub executor_timeout: u64,
+    /// The cluster's mutual TLS; required to listen on anything but loopback.
+    pub tls: Option<ClusterTls>,
 }
 
 /// How an executor runs.
@@ -46,6 +56,8 @@ pub struct ExecutorSettings {
     pub work_dir: Option<PathBuf>,
     /// How this executor reaches a warehouse in a bucket, with its own credentials.
     pub storage: StoreSettings,
+    /// The cluster's mutual TLS; required to listen on anything but loopback.
+    pub tls: Option<ClusterTls>,
 }
 
 /// Runs a scheduler until the process ends. `on_listen` learns the address first.
@@ -54,6 +66,12 @@ pub async fn run_scheduler(
     options: FunctionOptions,
     on_listen: impl FnOnce(SocketAddr),
 ) -> Result<()> {
+    tls::require_for(
+        "scheduler",
+        &settings.bind.ip().to_string(),
+        settings.tls.as_ref(),
+    )?;
+    let tls = settings.tls.as_ref().map(ClusterTls::load).transpose()?;
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .map_err(|e| {
@@ -90,13 +108,46 @@ pub async fn run_scheduler(
             .await
             .map_err(ballista)?;
     on_listen(address);
-    start_grpc_service_with_listener(listener, scheduler)
+    let Some(tls) = tls else {
+        return start_grpc_service_with_listener(listener, scheduler)
+            .await
+            .map_err(ballista);
+    };
+    // Over TLS, the scheduler's gRPC service alone (no REST API, no Flight proxy:
+    // clients fetch results from the executors, over TLS too).
+    let service = SchedulerGrpcServer::new(scheduler)
+        .max_encoding_message_size(MAX_MESSAGE)
+        .max_decoding_message_size(MAX_MESSAGE);
+    tonic::transport::Server::builder()
+        .tls_config(tls.server())
+        .map_err(|e| Error::usage(format!("scheduler: TLS: {e}")))?
+        .add_service(service)
+        .serve_with_incoming(TcpIncoming::from(listener))
         .await
-        .map_err(ballista)
+        .map_err(|e| Error::usage(format!("scheduler: {e}")))
 }
+
+/// The largest gRPC message a scheduler or executor accepts or sends over TLS
+/// (Ballista's default).
+const MAX_MESSAGE: usize = 16 << 20;
 
 /// Runs an executor until the process ends (or its scheduler asks it to stop).
 pub async fn run_executor(settings: ExecutorSettings, options: FunctionOptions) -> Result<()> {
+    tls::require_for("executor", &settings.bind_host, settings.tls.as_ref())?;
+    let tls = settings.tls.as_ref().map(ClusterTls::load).transpose()?;
+    // Over TLS the executor says the name its certificate is checked against (the
+    // scheduler cannot see a peer's address there).
+    let mut settings = settings;
+    if tls.is_some() && settings.external_host.is_none() {
+        if tls::is_unspecified(&settings.bind_host) {
+            return Err(Error::usage(format!(
+                "executor: with TLS and --bind-host {}, give --external-host: the name \
+                 (in this executor's certificate) the others reach it by",
+                settings.bind_host
+            )));
+        }
+        settings.external_host = Some(settings.bind_host.clone());
+    }
     let port = match settings.port {
         // Ballista registers the port before it listens; take a free one now.
         0 => std::net::TcpListener::bind((settings.bind_host.as_str(), 0))
@@ -122,7 +173,7 @@ pub async fn run_executor(settings: ExecutorSettings, options: FunctionOptions) 
         }
         Ok(Arc::new(builder.build()?))
     });
-    let config = ExecutorProcessConfig {
+    let mut config = ExecutorProcessConfig {
         bind_host: settings.bind_host.clone(),
         external_host: settings.external_host.clone(),
         port,
@@ -141,6 +192,18 @@ pub async fn run_executor(settings: ExecutorSettings, options: FunctionOptions) 
         override_physical_codec: Some(Arc::new(codec::PhysicalCodec::default())),
         ..ExecutorProcessConfig::default()
     };
+    if let Some(tls) = tls {
+        // To the scheduler and to other executors' results over TLS; its own results
+        // served over TLS; and tasks told to fetch over TLS.
+        let connect = tls.endpoint_override();
+        config.override_create_grpc_client_endpoint = Some(connect.clone());
+        config.override_arrow_flight_service = Some(flight_over_tls(tls));
+        config.override_config_producer = Some(Arc::new(move || {
+            super::with_codecs(SessionConfig::new_with_ballista())
+                .with_ballista_use_tls(true)
+                .with_ballista_override_create_grpc_client_endpoint(connect.clone())
+        }));
+    }
     eprintln!(
         "kpidb executor on {}:{port}, scheduler {}",
         settings
@@ -175,6 +238,7 @@ pub fn standalone(
             let settings = SchedulerSettings {
                 bind: SocketAddr::from(([127, 0, 0, 1], 0)),
                 executor_timeout: 30,
+                tls: None,
             };
             let (listening, address) = tokio::sync::oneshot::channel();
             tokio::spawn(async move {
@@ -205,6 +269,7 @@ pub fn standalone(
                 cores: cores.max(1),
                 work_dir: None,
                 storage: storage.clone(),
+                tls: None,
             };
             if let Err(e) = run_executor(settings, options).await {
                 log::error!("in-process executor stopped: {e}");
@@ -217,6 +282,26 @@ pub fn standalone(
         .map_err(|e| Error::usage(format!("in-process cluster: {e}")))?;
     rx.recv()
         .map_err(|_| Error::usage("the in-process cluster did not start"))?
+}
+
+/// The executor's Arrow Flight service (where clients and other executors fetch
+/// results), served with the cluster's mutual TLS.
+fn flight_over_tls(tls: tls::Loaded) -> Arc<ArrowFlightServerProvider> {
+    Arc::new(move |work_dir, address, mut shutdown, _grpc| {
+        let config = tls.server();
+        tokio::spawn(async move {
+            let service = FlightServiceServer::new(BallistaFlightService::new(work_dir))
+                .max_encoding_message_size(MAX_MESSAGE)
+                .max_decoding_message_size(MAX_MESSAGE);
+            tonic::transport::Server::builder()
+                .tls_config(config)
+                .map_err(BallistaError::TonicError)?
+                .add_service(service)
+                .serve_with_shutdown(address, shutdown.recv())
+                .await
+                .map_err(BallistaError::TonicError)
+        })
+    })
 }
 
 fn ballista(e: ballista_core::error::BallistaError) -> Error {

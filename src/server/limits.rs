@@ -7,6 +7,7 @@
 //! with an error at the deadline or on cancel. Dropping that stream stops the work
 //! underneath, so a runaway query frees its threads and memory.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::num::NonZeroUsize;
@@ -65,19 +66,36 @@ pub fn runtime(
         Arc::clone(budget),
     );
     let registry = DefaultObjectStoreRegistry::new();
-    let mut local_roots: Vec<std::path::PathBuf> = warehouse
-        .sources()
-        .iter()
-        .map(|source| source.location.clone())
-        .collect();
+    // Local roots, and per bucket its store and the prefixes that may be read.
+    let mut local_roots = Vec::new();
+    let mut buckets: BTreeMap<String, (Arc<dyn ObjectStore>, Vec<ObjectPath>)> = BTreeMap::new();
+    let external = |e: crate::Error| DataFusionError::External(Box::new(e));
     match warehouse.location().bucket() {
         None => local_roots.extend(warehouse.location().dir().map(|d| d.to_path_buf())),
         Some((url, store, prefix)) => {
-            let bucket = Url::parse(&format!("{}://{}", url.scheme(), url.authority()))
-                .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            let confined = Confined::new(Arc::clone(store), vec![prefix], url.to_string());
-            registry.register_store(&bucket, Arc::new(confined));
+            let entry = buckets
+                .entry(bucket_of(url))
+                .or_insert_with(|| (Arc::clone(store), Vec::new()));
+            entry.1.push(prefix);
         }
+    }
+    for source in warehouse.sources() {
+        let Some(url) = source.url() else {
+            local_roots.push(source.location.clone());
+            continue;
+        };
+        let store = match buckets.get(&bucket_of(&url)) {
+            Some((store, _)) => Arc::clone(store),
+            None => warehouse.storage().bucket_store(&url).map_err(external)?,
+        };
+        let entry = buckets
+            .entry(bucket_of(&url))
+            .or_insert((store, Vec::new()));
+        entry.1.push(ObjectPath::from(url.path().trim_matches('/')));
+    }
+    for (bucket, (store, prefixes)) in buckets {
+        let url = Url::parse(&bucket).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        registry.register_store(&url, Arc::new(Confined::new(store, prefixes, bucket)));
     }
     let local = Url::parse("file://").expect("file URL");
     registry.register_store(&local, Arc::new(Confined::local(&local_roots)?));
@@ -89,6 +107,11 @@ pub fn runtime(
         )
         .with_object_store_registry(Arc::new(registry))
         .build_arc()
+}
+
+/// `s3://BUCKET` of a URL in that bucket.
+fn bucket_of(url: &Url) -> String {
+    format!("{}://{}", url.scheme(), url.authority())
 }
 
 /// A store as a server sees it: read-only, and only under its roots. Whatever SQL

@@ -93,6 +93,7 @@ impl Location {
                     Error::usage(format!("{} is not a valid directory path", path.display()))
                 })
             }
+            Location::Bucket(b) if rel.is_empty() => Ok(b.url.clone()),
             Location::Bucket(b) => b
                 .url
                 .join(&format!("{}/", rel.trim_end_matches('/')))

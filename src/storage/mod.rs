@@ -77,6 +77,8 @@ pub struct Warehouse {
     /// The tables a warehouse in a bucket holds, listed when it was opened (a
     /// directory is looked at each time).
     present: Arc<RwLock<BTreeSet<&'static str>>>,
+    /// How buckets are reached: this warehouse's, and those of its sources.
+    storage: Arc<StoreSettings>,
 }
 
 impl Warehouse {
@@ -106,7 +108,9 @@ impl Warehouse {
     pub async fn open_at(location: &str, settings: &StoreSettings) -> Result<Self> {
         let location = Location::parse(location, settings)?;
         if let Some(dir) = location.dir() {
-            return Self::open(dir);
+            let mut warehouse = Self::open(dir)?;
+            warehouse.storage = Arc::new(settings.clone());
+            return Ok(warehouse);
         }
         let listed =
             futures::future::try_join_all(TABLES.iter().map(|t| location.holds_table(t.name)))
@@ -124,7 +128,9 @@ impl Warehouse {
             .read_text(READ_ONLY)
             .await?
             .map(|reason| reason.trim().into());
-        Self::whole(location, present, read_only)
+        let mut warehouse = Self::whole(location, present, read_only)?;
+        warehouse.storage = Arc::new(settings.clone());
+        Ok(warehouse)
     }
 
     /// The warehouse at `location` holding `present`, if that is a whole warehouse.
@@ -160,6 +166,7 @@ impl Warehouse {
             read_only,
             sources: Vec::new().into(),
             present: Arc::new(RwLock::new(present)),
+            storage: Arc::default(),
         })
     }
 
@@ -174,6 +181,11 @@ impl Warehouse {
     /// The read-only tables from outside the warehouse that sessions see beside it.
     pub fn sources(&self) -> &[Source] {
         &self.sources
+    }
+
+    /// How the buckets this warehouse reads (its own, its sources') are reached.
+    pub fn storage(&self) -> &StoreSettings {
+        &self.storage
     }
 
     /// Whether `def`'s table exists here: a warehouse made before the later tables
@@ -254,6 +266,7 @@ impl Warehouse {
             read_only: None,
             sources: Vec::new().into(),
             present: Arc::default(),
+            storage: Arc::default(),
         })
     }
 

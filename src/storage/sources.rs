@@ -14,6 +14,7 @@ use datafusion::datasource::listing::{
 };
 use datafusion::prelude::SessionContext;
 
+use super::{Location, StoreSettings};
 use crate::{Error, Result};
 
 /// How a source's files are read.
@@ -32,8 +33,9 @@ pub struct Source {
     /// The table name SQL uses: letters, digits and `_`, not a warehouse table's.
     pub name: String,
     pub format: SourceFormat,
-    /// A file or directory (relative to kpidb.toml); every file under a directory
-    /// with the format's extension is read (Delta: the table's directory).
+    /// A file or directory (relative to kpidb.toml), or `s3://BUCKET/PATH` (reached
+    /// with `[storage]`); every file under a directory with the format's extension is
+    /// read (Delta: the table's directory).
     pub location: PathBuf,
     /// CSV: whether the first line names the columns (default true).
     #[serde(default)]
@@ -61,8 +63,15 @@ impl Source {
                 "[[sources]] name '{name}' is a warehouse table; give the source another name"
             )));
         }
-        let location = match base {
-            Some(base) if self.location.is_relative() => base.join(&self.location),
+        let location = match (base, self.url()) {
+            (_, Some(url)) if !matches!(url.scheme(), "s3" | "s3a") => {
+                return Err(Error::usage(format!(
+                    "[[sources]] {name}: {} is not supported; a source is a local file or \
+                     directory, or s3://BUCKET/PATH",
+                    self.location.display()
+                )))
+            }
+            (Some(base), None) if self.location.is_relative() => base.join(&self.location),
             _ => self.location.clone(),
         };
         Ok(Source {
@@ -71,9 +80,32 @@ impl Source {
         })
     }
 
-    /// The source as a read-only table.
-    pub async fn table(&self, ctx: &SessionContext) -> Result<Arc<dyn TableProvider>> {
+    /// The location as a URL, when it is one (`s3://…`).
+    pub fn url(&self) -> Option<url::Url> {
+        let text = self.location.to_string_lossy();
+        text.contains("://")
+            .then(|| url::Url::parse(&text).ok())
+            .flatten()
+    }
+
+    /// The source as a read-only table; one in a bucket is reached with `storage`.
+    pub async fn table(
+        &self,
+        ctx: &SessionContext,
+        storage: &StoreSettings,
+    ) -> Result<Arc<dyn TableProvider>> {
         let place = || format!("source {} ({})", self.name, self.location.display());
+        if let Some(url) = self.url() {
+            if self.format == SourceFormat::Delta {
+                let location = Location::parse(url.as_str(), storage)?;
+                let table = location
+                    .open_delta(location.url("")?, None)
+                    .await
+                    .map_err(|e| Error::usage(format!("{}: not a Delta table: {e}", place())))?;
+                return Ok(Arc::new(super::DeltaSnapshotTable::open(&table).await?));
+            }
+            return self.listing(ctx, url.as_str()).await;
+        }
         if !self.location.exists() {
             return Err(Error::usage(format!(
                 "{}: no such file or directory",
@@ -94,7 +126,13 @@ impl Source {
             true => format!("{}/", location.display()),
             false => location.display().to_string(),
         };
-        let url = ListingTableUrl::parse(&text)?;
+        self.listing(ctx, &text).await
+    }
+
+    /// Parquet or CSV files at `text` (a path or URL; a directory ends in `/`).
+    async fn listing(&self, ctx: &SessionContext, text: &str) -> Result<Arc<dyn TableProvider>> {
+        let place = format!("source {} ({})", self.name, self.location.display());
+        let url = ListingTableUrl::parse(text)?;
         let format: Arc<dyn FileFormat> = match self.format {
             SourceFormat::Csv => Arc::new(
                 CsvFormat::default()
@@ -112,7 +150,7 @@ impl Source {
         let schema = options
             .infer_schema(&state, &url)
             .await
-            .map_err(|e| Error::usage(format!("{}: cannot be read: {e}", place())))?;
+            .map_err(|e| Error::usage(format!("{place}: cannot be read: {e}")))?;
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)
             .with_schema(schema);

@@ -202,9 +202,14 @@ impl Drop for Proc {
 
 /// Starts `kpidb scheduler` on a free loopback port and returns it with its address.
 fn start_scheduler(executor_timeout: u64) -> (Proc, ClusterUrl) {
+    start_scheduler_with(&["--executor-timeout", &executor_timeout.to_string()])
+}
+
+/// Starts `kpidb scheduler` on a free loopback port with `flags`.
+fn start_scheduler_with(flags: &[&str]) -> (Proc, ClusterUrl) {
     let mut child = kpidb()
-        .args(["scheduler", "--bind", "127.0.0.1:0", "--executor-timeout"])
-        .arg(executor_timeout.to_string())
+        .args(["scheduler", "--bind", "127.0.0.1:0"])
+        .args(flags)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -226,9 +231,16 @@ fn start_scheduler(executor_timeout: u64) -> (Proc, ClusterUrl) {
 
 /// Starts `kpidb executor` for `url` and waits until it has reached the scheduler.
 fn start_executor(url: &ClusterUrl, work: &Path) -> Proc {
+    start_executor_with(url, work, &[])
+}
+
+/// Starts `kpidb executor` for `url` with `flags` and waits until it has reached the
+/// scheduler.
+fn start_executor_with(url: &ClusterUrl, work: &Path, flags: &[&str]) -> Proc {
     let mut child = kpidb()
         .args(["executor", "--scheduler", &url.to_string()])
         .args(["--bind-host", "127.0.0.1", "--port", "0", "--cores", "1"])
+        .args(flags)
         .arg("--work-dir")
         .arg(work)
         .env("RUST_LOG", "ballista_executor=info,warn")
@@ -263,22 +275,8 @@ fn loopback_cluster_of_processes_answers_like_local() {
     runtime.block_on(same_answers(&data, &url));
 
     // The command line, as a user runs it.
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries/dept_ranking.sql");
-    let file = file.to_str().unwrap();
-    let local = common::run(&data, &["query", "--format", "csv", "-f", file]);
-    let cluster = url.to_string();
-    let remote = common::run(
-        &data,
-        &[
-            "query",
-            "--cluster",
-            &cluster,
-            "--format",
-            "csv",
-            "-f",
-            file,
-        ],
-    );
+    let local = ranking(&data, &[]);
+    let remote = ranking(&data, &["--cluster", &url.to_string()]);
     assert!(remote.status.success(), "{}", stderr(&remote));
     assert_eq!(stdout(&remote), stdout(&local));
 
@@ -369,4 +367,148 @@ fn is_executor_loss(message: &str) -> bool {
             .split("Task failure due to Executor ")
             .nth(1)
             .is_some_and(|rest| rest.split_whitespace().nth(1) == Some("lost"))
+}
+
+/// queries/dept_ranking.sql on `data` as CSV, with `flags` (a cluster, a configuration).
+fn ranking(data: &Path, flags: &[&str]) -> std::process::Output {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries/dept_ranking.sql");
+    let mut args = flags.to_vec();
+    args.extend(["query", "--format", "csv", "-f", file.to_str().unwrap()]);
+    common::run(data, &args)
+}
+
+/// `--tls-ca/--tls-cert/--tls-key` for the fixture CA `set` (tests/fixtures/tls/).
+fn tls_flags(set: &str) -> Vec<String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tls")
+        .join(set);
+    ["ca", "cert", "key"]
+        .iter()
+        .flat_map(|f| {
+            [
+                format!("--tls-{f}"),
+                dir.join(format!("{f}.pem")).display().to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// kpidb.toml for a client of the cluster with the fixture CA `set`.
+fn tls_config(dir: &Path, set: &str) -> PathBuf {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tls")
+        .join(set);
+    let path = dir.join(format!("{set}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "[cluster_tls]\nca = \"{0}/ca.pem\"\ncert = \"{0}/cert.pem\"\nkey = \"{0}/key.pem\"\n",
+            fixtures.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn a_cluster_over_mutual_tls_answers_and_refuses_strangers() {
+    let work = tempfile::tempdir().unwrap();
+    let member = tls_flags("cluster");
+    let member: Vec<&str> = member.iter().map(String::as_str).collect();
+    let (_scheduler, url) = start_scheduler_with(&member);
+    let _executors = [
+        start_executor_with(&url, &work.path().join("a"), &member),
+        start_executor_with(&url, &work.path().join("b"), &member),
+    ];
+    let data = kpidb::sample::shipped::warehouse().unwrap();
+    let local = ranking(&data, &[]);
+    let cluster = url.to_string();
+    let ask = |config: Option<&Path>| {
+        let mut flags = vec!["--cluster", &cluster];
+        let config = config.map(|c| c.display().to_string());
+        if let Some(config) = &config {
+            flags.extend(["--config", config]);
+        }
+        ranking(&data, &flags)
+    };
+    // A member: the same answer, over TLS both to the scheduler and from the executors.
+    let answer = ask(Some(&tls_config(work.path(), "cluster")));
+    assert!(answer.status.success(), "{}", stderr(&answer));
+    assert_eq!(stdout(&answer), stdout(&local));
+    // An executor with another CA's certificate cannot join.
+    let stranger = tls_flags("stranger");
+    let mut joiner = kpidb()
+        .args([
+            "executor",
+            "--scheduler",
+            &url.to_string(),
+            "--port",
+            "0",
+            "--cores",
+            "1",
+        ])
+        .args(&stranger)
+        .env("RUST_LOG", "ballista_executor=info,warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = joiner.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(log).lines().map_while(|l| l.ok()) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut refused = false;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                assert!(
+                    !line.contains("Connected to scheduler"),
+                    "a stranger joined: {line}"
+                );
+                refused |= line.contains("Failed to connect to scheduler");
+            }
+            Err(_) => break,
+        }
+    }
+    let _ = joiner.kill();
+    let _ = joiner.wait();
+    assert!(refused, "the stranger executor was not refused");
+    // No certificate, or one from another CA: refused, and said so.
+    for config in [None, Some(tls_config(work.path(), "stranger"))] {
+        let refused = ask(config.as_deref());
+        assert!(!refused.status.success(), "{config:?} was served");
+        let err = stderr(&refused);
+        assert!(err.starts_with("error: "), "{config:?}: {err}");
+        if config.is_none() {
+            assert!(err.contains("[cluster_tls]"), "{err}");
+        }
+        assert!(!err.contains("panicked"), "{config:?}: {err}");
+        assert_ne!(stdout(&refused), stdout(&local));
+    }
+}
+
+#[test]
+fn a_cluster_listens_beyond_loopback_only_with_tls() {
+    for args in [
+        &["scheduler", "--bind", "0.0.0.0:0"][..],
+        &[
+            "executor",
+            "--scheduler",
+            "df://127.0.0.1:9",
+            "--bind-host",
+            "0.0.0.0",
+        ][..],
+    ] {
+        let out = kpidb().args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} started");
+        let err = stderr(&out);
+        assert!(
+            err.contains("refusing to listen on 0.0.0.0 without TLS") && err.contains("--tls-ca"),
+            "{args:?}: {err}"
+        );
+    }
 }

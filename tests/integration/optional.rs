@@ -59,6 +59,7 @@ impl Client {
             Client::S3Server => &[
                 "s3::a_warehouse_in_a_bucket_answers_like_a_local_one",
                 "s3::store_failures_are_named_and_lose_nothing",
+                "s3::wrong_credentials_are_named",
                 "s3::serve_reads_only_the_warehouse_prefix",
                 "s3::a_cluster_with_no_local_copy_answers_like_local",
             ],

@@ -23,6 +23,11 @@ struct S3Server {
 impl S3Server {
     /// `None` when moto is not installed (the test is then skipped, or fails under CI).
     fn start() -> Option<S3Server> {
+        Self::start_with(&[])
+    }
+
+    /// The server with `env` (moto's settings) in its environment.
+    fn start_with(env: &[(&str, &str)]) -> Option<S3Server> {
         if !optional::available(Client::S3Server) {
             return None;
         }
@@ -36,6 +41,7 @@ impl S3Server {
                 "-p",
                 &port.to_string(),
             ])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -92,10 +98,16 @@ fn free_port() -> u16 {
 
 /// One plain HTTP request (moto does not check signatures); the whole reply.
 fn http(port: u16, method: &str, target: &str) -> String {
+    http_with(port, method, target, "")
+}
+
+/// One plain HTTP request with `body`; the whole reply.
+fn http_with(port: u16, method: &str, target: &str, body: &str) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         stream,
-        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut reply = String::new();
@@ -384,6 +396,88 @@ impl Proxy {
     }
 }
 
+#[test]
+fn wrong_credentials_are_named() {
+    // A server that checks every request's signature against the keys it issued (the
+    // first three requests, which make the user, its policy and its key, excepted).
+    let Some(s3) = S3Server::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]) else {
+        return;
+    };
+    let issue = format!(
+        "import boto3, json\n\
+         kw = dict(endpoint_url='{}', region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='y')\n\
+         iam = boto3.client('iam', **kw)\n\
+         iam.create_user(UserName='analyst')\n\
+         iam.put_user_policy(UserName='analyst', PolicyName='s3', PolicyDocument=json.dumps(\
+         {{'Version': '2012-10-17', 'Statement': [{{'Effect': 'Allow', 'Action': 's3:*', 'Resource': '*'}}]}}))\n\
+         key = iam.create_access_key(UserName='analyst')['AccessKey']\n\
+         print(key['AccessKeyId'], key['SecretAccessKey'])\n",
+        s3.endpoint()
+    );
+    let out = Command::new(optional::python())
+        .args(["-c", &issue])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let issued = stdout(&out);
+    let (id, secret) = issued.trim().split_once(' ').unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let with = |secret: &str| {
+        let mut env = aws_env(&s3.endpoint());
+        env.retain(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET"));
+        env.push(("AWS_ACCESS_KEY_ID", id.to_string()));
+        env.push(("AWS_SECRET_ACCESS_KEY", secret.to_string()));
+        env
+    };
+    // The bucket, then the sample in it, with the issued key.
+    let make = format!(
+        "import boto3\nboto3.client('s3', endpoint_url='{}', region_name='us-east-1', \
+         aws_access_key_id='{id}', aws_secret_access_key='{secret}').create_bucket(Bucket='kpi')\n",
+        s3.endpoint()
+    );
+    let out = Command::new(optional::python())
+        .args(["-c", &make])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    ok(
+        &run_in(
+            cwd.path(),
+            &with(secret),
+            &["gen-sample", "--out", "s3://kpi/wh"],
+        ),
+        "gen-sample",
+    );
+    let out = run_in(
+        cwd.path(),
+        &with(secret),
+        &[
+            "--data",
+            "s3://kpi/wh",
+            "query",
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM departments",
+        ],
+    );
+    assert!(ok(&out, "query").starts_with("n\n"));
+    // A wrong secret: refused, named, and the secret never shown.
+    let wrong = "not-the-secret-at-all";
+    for args in [
+        &["--data", "s3://kpi/wh", "query", "SELECT 1"][..],
+        &["init", "s3://kpi/other"][..],
+    ] {
+        let out = run_in(cwd.path(), &with(wrong), args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("s3://kpi/") && err.contains("access denied: check the credentials"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains(wrong) && !err.contains(secret), "{err}");
+    }
+}
+
 /// Copies `from` to `to` until either closes or the proxy is cut.
 #[allow(clippy::type_complexity)]
 fn pipe(
@@ -546,10 +640,51 @@ fn serve_reads_only_the_warehouse_prefix() {
         ),
         "gen-sample",
     );
-    let before = s3.keys("kpi", "").len();
+    // Sources in the bucket: a CSV file in another bucket, and a Delta table under
+    // another prefix of this one; configured, so readable, and nothing else is.
+    let reply = http_with(
+        s3.port,
+        "PUT",
+        "/other/plans/plans.csv",
+        "dept_code,plan\n101,keep\n102,cut\n",
+    );
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let sources = "[[sources]]\nname = \"plans\"\nformat = \"csv\"\nlocation = \"s3://other/plans/\"\n\
+                   [[sources]]\nname = \"old_departments\"\nformat = \"delta\"\nlocation = \"s3://kpi/private/departments\"\n";
+    let config = cwd.path().join("sources.toml");
+    std::fs::write(&config, sources).unwrap();
+    let joined = "SELECT p.dept_code, p.plan, d.dept_name = o.dept_name AS same FROM plans p \
+                  JOIN departments d ON d.dept_code = CAST(p.dept_code AS VARCHAR) \
+                  JOIN old_departments o ON o.dept_code = d.dept_code ORDER BY 1";
+    let config_text = config.display().to_string();
+    let out = run_in(
+        cwd.path(),
+        &env,
+        &[
+            "--config",
+            &config_text,
+            "--data",
+            "s3://kpi/wh",
+            "query",
+            "--format",
+            "csv",
+            joined,
+        ],
+    );
+    assert_eq!(
+        ok(&out, "sources"),
+        "dept_code,plan,same\n101,keep,true\n102,cut,true\n"
+    );
+
+    let before = (s3.keys("kpi", "").len(), s3.keys("other", "").len());
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let served =
-        Served::try_start(Path::new("s3://kpi/wh"), SERVER_CONFIG, &[], &env_refs).unwrap();
+    let served = Served::try_start(
+        Path::new("s3://kpi/wh"),
+        &format!("{SERVER_CONFIG}\n{sources}"),
+        &[],
+        &env_refs,
+    )
+    .unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let (client, connection) =
@@ -569,6 +704,10 @@ fn serve_reads_only_the_warehouse_prefix() {
         .unwrap();
         let rows = client.simple_query(&ranking).await.unwrap();
         assert!(rows.len() > 10);
+        let rows = client.query(joined, &[]).await.unwrap();
+        assert_eq!(rows.len(), 2, "the configured sources are read");
+        let rows = client.query(joined, &[]).await.unwrap();
+        assert_eq!(rows.len(), 2, "the configured sources are read");
         for sql in [
             "CREATE EXTERNAL TABLE p STORED AS PARQUET LOCATION 's3://kpi/private/dept_scores/'",
             "CREATE EXTERNAL TABLE o STORED AS CSV LOCATION 's3://other/'",
@@ -586,8 +725,8 @@ fn serve_reads_only_the_warehouse_prefix() {
             assert!(!text.contains("panicked"), "{sql}: {text}");
         }
     });
-    assert_eq!(s3.keys("kpi", "").len(), before, "the server wrote nothing");
-    assert!(s3.keys("other", "").is_empty(), "the server wrote nothing");
+    let after = (s3.keys("kpi", "").len(), s3.keys("other", "").len());
+    assert_eq!(after, before, "the server wrote nothing");
     assert!(!Path::new("/tmp/kpidb-serve-x.parquet").exists());
 }
 
