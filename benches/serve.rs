@@ -1,7 +1,8 @@
 //! Criterion benches of `kpidb serve` on the sample warehouse, with a server started
 //! in-process on loopback: one query's round trip over PostgreSQL (simple and
-//! prepared) and over HTTP (JSON, Arrow), and 32 clients each sending one query at
-//! once (throughput = 32 queries per iteration).
+//! prepared) and over HTTP (JSON, Arrow), 32 clients each sending one query at once
+//! (throughput = 32 queries per iteration), and a small query while four runaway
+//! cross joins run.
 
 use std::time::Duration;
 
@@ -15,6 +16,10 @@ use tokio_postgres::{Client, NoTls};
 const RANKING: &str =
     "SELECT rank, dept_code, total_score, grade FROM dept_ranking(2023) ORDER BY rank";
 const SMALL: &str = "SELECT count(*) FROM dept_scores WHERE year = 2023";
+/// Billions of rows to add up: runs until the query timeout stops it.
+const RUNAWAY: &str = "SELECT sum(a.score * b.score * c.score) \
+     FROM dept_scores a CROSS JOIN dept_scores b CROSS JOIN dept_scores c";
+const DEPARTMENTS: &str = "SELECT count(*) FROM departments";
 
 async fn client(pg: &str) -> Client {
     let (host, port) = pg.split_once(':').unwrap();
@@ -107,6 +112,24 @@ fn serve(c: &mut Criterion) {
             })
         })
     });
+    // A small question while four clients each run a runaway cross join: what the
+    // server's own runtime for query work and joins that yield buy.
+    let runaways: Vec<_> = (0..4)
+        .map(|_| {
+            let pg = pg.clone();
+            rt.spawn(async move {
+                let runaway = client(&pg).await;
+                loop {
+                    let _ = runaway.simple_query(RUNAWAY).await;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    group.bench_function("pg_departments_beside_4_runaways", |b| {
+        b.iter(|| rt.block_on(one.simple_query(DEPARTMENTS)).unwrap())
+    });
+    runaways.iter().for_each(|task| task.abort());
     group.finish();
 }
 

@@ -152,7 +152,7 @@ pub async fn ingest(warehouse: &Warehouse, request: IngestRequest<'_>) -> Result
     // The checks read the tables themselves, never the rollups.
     let mut engine = Engine::open_raw(warehouse.clone(), AsOf::Latest).await?;
     let mut staged: Option<Staged> = None;
-    let mut lock = None;
+    let mut lock: Option<crate::storage::CommitLock> = None;
     let mut note = None;
     for _ in 0..MAX_ATTEMPTS {
         let refs = Arc::new(Refs::load(&engine, def, request.mode).await?);
@@ -184,6 +184,9 @@ pub async fn ingest(warehouse: &Warehouse, request: IngestRequest<'_>) -> Result
             Ok(checked) => checked,
             Err(e) => {
                 abandon(&mut staged, &bar).await;
+                if let Some(lock) = lock.take() {
+                    lock.release().await;
+                }
                 return Err(e);
             }
         };
@@ -238,6 +241,9 @@ pub async fn ingest(warehouse: &Warehouse, request: IngestRequest<'_>) -> Result
             Ok(committed) => committed,
             Err(e) => {
                 abandon(&mut staged, &bar).await;
+                if let Some(lock) = lock.take() {
+                    lock.release().await;
+                }
                 return Err(e);
             }
         };
@@ -256,7 +262,9 @@ pub async fn ingest(warehouse: &Warehouse, request: IngestRequest<'_>) -> Result
                         def.name
                     );
                 }
-                drop(lock);
+                if let Some(lock) = lock.take() {
+                    lock.release().await;
+                }
                 bar.finish();
                 return Ok(summary(committed.version, committed.replaced));
             }

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use datafusion::catalog::Session;
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
@@ -34,6 +35,11 @@ use datafusion::object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::coop::CooperativeExec;
+use datafusion::physical_plan::joins::{
+    CrossJoinExec, HashJoinExec, NestedLoopJoinExec, SortMergeJoinExec, SymmetricHashJoinExec,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
@@ -460,7 +466,7 @@ impl ExecutionPlan for LimitExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let schema = self.input.schema();
-        let input = self.input.execute(partition, context)?;
+        let (input, work) = on_query_runtime(Arc::clone(&self.input), partition, context);
         let remaining = self.limits.timeout.saturating_sub(self.started.elapsed());
         let cancel = self.limits.cancel.clone();
         let timeout = self.limits.timeout;
@@ -472,6 +478,7 @@ impl ExecutionPlan for LimitExec {
         });
         let stream = Limited {
             input,
+            _work: work,
             stop,
             done: false,
             observer: Observer {
@@ -487,6 +494,8 @@ impl ExecutionPlan for LimitExec {
 
 struct Limited {
     input: SendableRecordBatchStream,
+    /// The query's work on the query runtime, stopped when this stream is dropped.
+    _work: AbortOnDrop,
     stop: Pin<Box<dyn Future<Output = Stopped> + Send>>,
     done: bool,
     observer: Observer,
@@ -517,6 +526,99 @@ impl Stream for Limited {
             _ => {}
         }
         next
+    }
+}
+
+/// The runtime queries run on: as many threads as cores, apart from the one that
+/// accepts connections, keeps deadlines, answers cancels and moves bytes, so a query
+/// that keeps every core busy cannot delay any of those, nor another client's turn.
+fn query_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .thread_name("kpidb-query")
+            // Plans are deep: the same stack as every thread that runs SQL.
+            .thread_stack_size(64 << 20)
+            .enable_all()
+            .build()
+            .expect("the query runtime starts")
+    })
+}
+
+/// Runs partition `partition` of `plan` on the query runtime; its batches come back
+/// through a small channel, so the caller's runtime only moves them on.
+fn on_query_runtime(
+    plan: Arc<dyn ExecutionPlan>,
+    partition: usize,
+    context: Arc<TaskContext>,
+) -> (SendableRecordBatchStream, AbortOnDrop) {
+    let schema = plan.schema();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let work = query_runtime().spawn(async move {
+        // Executed here, so whatever the plan spawns runs here too.
+        let mut stream = match plan.execute(partition, context) {
+            Ok(stream) => stream,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        while let Some(item) = stream.next().await {
+            if tx.send(item).await.is_err() {
+                return;
+            }
+        }
+    });
+    let batches = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    (
+        Box::pin(RecordBatchStreamAdapter::new(schema, batches)),
+        AbortOnDrop(work),
+    )
+}
+
+/// Stops a query's work when its stream is dropped (finished, timed out, cancelled).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Makes every join yield its thread between batches: a join can produce batch after
+/// batch without polling its inputs (a cross join of small tables), and so without
+/// ever giving other queries, or its own deadline, a turn.
+#[derive(Debug, Default)]
+pub struct YieldingJoins;
+
+impl PhysicalOptimizerRule for YieldingJoins {
+    fn name(&self) -> &str {
+        "YieldingJoins"
+    }
+
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            let join = node.is::<CrossJoinExec>()
+                || node.is::<NestedLoopJoinExec>()
+                || node.is::<HashJoinExec>()
+                || node.is::<SortMergeJoinExec>()
+                || node.is::<SymmetricHashJoinExec>();
+            Ok(if join {
+                Transformed::yes(Arc::new(CooperativeExec::new(node)) as Arc<dyn ExecutionPlan>)
+            } else {
+                Transformed::no(node)
+            })
+        })
+        .map(|t| t.data)
+    }
+
+    fn schema_check(&self) -> bool {
+        true
     }
 }
 

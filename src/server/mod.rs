@@ -128,6 +128,7 @@ pub async fn start(
         .with_default_features()
         // No CREATE EXTERNAL TABLE formats: the server reads only the warehouse.
         .with_table_factories(HashMap::new())
+        .with_physical_optimizer_rule(Arc::new(limits::YieldingJoins))
         .build();
     let scheduled_warehouse = warehouse.clone();
     let engine = Engine::open_in(warehouse, AsOf::Latest, options, state).await?;

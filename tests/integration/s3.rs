@@ -337,6 +337,74 @@ fn a_warehouse_in_a_bucket_answers_like_a_local_one() {
             assert_eq!(answer(data), answer(&local), "{sql} {pin:?}");
         }
     }
+    // Two ingests at once, from two processes: both land, one after the other, under
+    // the commit lock in the bucket.
+    let years: Vec<PathBuf> = [2025, 2026]
+        .iter()
+        .map(|year| {
+            let path = cwd.path().join(format!("scores_{year}.csv"));
+            scores_csv(&path, *year);
+            path
+        })
+        .collect();
+    let running: Vec<Child> = years
+        .iter()
+        .map(|path| {
+            let mut cmd = kpidb();
+            cmd.current_dir(cwd.path())
+                .args(["--data", data, "ingest", "dept_scores"])
+                .arg(path)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            for (key, value) in &env {
+                cmd.env(key, value);
+            }
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for child in running {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = run_in(
+        cwd.path(),
+        &env,
+        &["--data", data, "query", "--format", "csv", "SELECT year, count(*) AS n FROM dept_scores WHERE year >= 2024 GROUP BY year ORDER BY year"],
+    );
+    let per_year = ok(&out, "years");
+    assert_eq!(per_year.lines().count(), 4, "{per_year}");
+    let snapshot = ok(
+        &run_in(cwd.path(), &env, &["--data", data, "snapshot"]),
+        "snapshot",
+    );
+    assert!(snapshot.contains("dept_scores=3,"), "{snapshot}");
+    assert!(
+        s3.keys("kpi", "city/_kpidb_commit.lock").is_empty(),
+        "the lock was released"
+    );
+
+    // A report on the bucket's data, written locally.
+    let out_dir = cwd.path().join("report");
+    let out = run_in(
+        cwd.path(),
+        &env,
+        &[
+            "--data",
+            data,
+            "report",
+            "run",
+            "annual_ranking",
+            "--param",
+            "year=2023",
+            "--format",
+            "csv",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    ok(&out, "report");
+    assert!(std::fs::read_dir(&out_dir).unwrap().count() > 0);
+
     // The secret never shows in what kpidb prints.
     for args in [
         &["--data", data, "history", "dept_scores"][..],
