@@ -16,9 +16,9 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 
-use super::scan::FilesTable;
 use crate::functions::perf_grade::PerfGrade;
 use crate::functions::GradeScheme;
+use crate::storage::FilesTable;
 use crate::storage::{DeltaSnapshotTable, LiveTable, TableFiles};
 
 /// The files of `provider` when it is a warehouse table or rollup that a cluster can

@@ -9,7 +9,6 @@
 //!
 //! Module map:
 //! - [`codec`]: how tables and configured functions cross the wire.
-//! - [`scan`]: a snapshot's file list as a table the scheduler can plan.
 //! - [`planner`]: which plans go to the cluster and which stay local.
 //! - [`lost`]: an executor lost mid-job fails the job, never answers wrong, and the
 //!   client runs it again.
@@ -21,7 +20,6 @@ pub mod codec;
 pub mod lost;
 pub mod planner;
 pub mod process;
-pub mod scan;
 pub mod tls;
 
 use std::fmt;

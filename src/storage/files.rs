@@ -12,6 +12,8 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use deltalake::DeltaTable;
+
+use super::FilesTable;
 use serde::{Deserialize, Serialize};
 
 /// The data files of one Delta snapshot: what a cluster reads instead of the log.
@@ -37,6 +39,9 @@ pub struct DataFile {
     pub size: u64,
     /// Delta's text form of each partition value; `None` is NULL.
     pub partition_values: Vec<Option<String>>,
+    /// Rows in the file, as the Delta log records them (planners size joins by it).
+    #[serde(default)]
+    pub rows: Option<u64>,
 }
 
 impl TableFiles {
@@ -74,6 +79,7 @@ impl TableFiles {
             files.push(DataFile {
                 url: url.to_string(),
                 size: file.size().max(0) as u64,
+                rows: file.num_records().map(|n| n as u64),
                 partition_values: partition_columns
                     .iter()
                     .map(|c| values.get(c).cloned().flatten())
@@ -90,19 +96,29 @@ impl TableFiles {
     }
 }
 
-/// Delta's own provider for a snapshot, plus that snapshot's [`TableFiles`].
+/// A Delta snapshot as a table: its files read by DataFusion's own Parquet scan
+/// ([`FilesTable`]) when they alone describe it, else through Delta's own provider;
+/// plus the snapshot's [`TableFiles`].
 #[derive(Debug)]
 pub struct DeltaSnapshotTable {
     inner: Arc<dyn TableProvider>,
+    native: Option<FilesTable>,
     files: Arc<TableFiles>,
 }
 
 impl DeltaSnapshotTable {
     /// The provider of `table`'s loaded snapshot.
     pub async fn open(table: &DeltaTable) -> crate::Result<Self> {
+        let inner = table.table_provider().await?;
+        let files = TableFiles::of(table)?;
+        let native = files
+            .unsupported
+            .is_none()
+            .then(|| FilesTable::new(files.clone(), inner.schema()));
         Ok(DeltaSnapshotTable {
-            inner: table.table_provider().await?,
-            files: Arc::new(TableFiles::of(table)?),
+            inner,
+            native,
+            files: Arc::new(files),
         })
     }
 
@@ -125,7 +141,10 @@ impl TableProvider for DeltaSnapshotTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        self.inner.supports_filters_pushdown(filters)
+        match &self.native {
+            Some(native) => native.supports_filters_pushdown(filters),
+            None => self.inner.supports_filters_pushdown(filters),
+        }
     }
 
     async fn scan(
@@ -135,6 +154,9 @@ impl TableProvider for DeltaSnapshotTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.inner.scan(state, projection, filters, limit).await
+        match &self.native {
+            Some(native) => native.scan(state, projection, filters, limit).await,
+            None => self.inner.scan(state, projection, filters, limit).await,
+        }
     }
 }

@@ -1,7 +1,8 @@
-//! A Delta snapshot's file list as the scheduler sees it: a table whose scan is
-//! DataFusion's own Parquet scan, which Ballista splits into tasks and sends to
-//! executors as it is. The filters of the query prune files by partition value
-//! and row groups by statistics, as they do locally.
+//! A Delta snapshot's file list as a table whose scan is DataFusion's own Parquet
+//! scan: what a session reads a snapshot through (no Delta scan in between), and what
+//! a cluster's scheduler plans with, which Ballista splits into tasks and sends to
+//! executors as it is. The filters of the query prune files by partition value and
+//! row groups by statistics.
 
 use std::sync::Arc;
 
@@ -11,7 +12,10 @@ use datafusion::arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::Session;
 use datafusion::common::cast::as_boolean_array;
-use datafusion::common::{plan_datafusion_err, plan_err, DFSchema, Result, ScalarValue};
+use datafusion::common::stats::Precision;
+use datafusion::common::{
+    plan_datafusion_err, plan_err, DFSchema, Result, ScalarValue, Statistics,
+};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
@@ -24,7 +28,7 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::ExecutionPlan;
 use url::Url;
 
-use crate::storage::TableFiles;
+use super::TableFiles;
 
 #[derive(Debug)]
 pub struct FilesTable {
@@ -84,7 +88,11 @@ impl FilesTable {
         Ok((Arc::new(Schema::new(file_fields)), partition, places))
     }
 
-    fn partitioned_files(&self, partition: &[FieldRef]) -> Result<Vec<PartitionedFile>> {
+    fn partitioned_files(
+        &self,
+        partition: &[FieldRef],
+        table_schema: &Schema,
+    ) -> Result<Vec<PartitionedFile>> {
         self.files
             .files
             .iter()
@@ -101,7 +109,14 @@ impl FilesTable {
                         None => ScalarValue::try_from(field.data_type()),
                     })
                     .collect::<Result<Vec<_>>>()?;
-                Ok(PartitionedFile::new(path.to_string(), file.size).with_partition_values(values))
+                let mut statistics = Statistics::new_unknown(table_schema);
+                statistics.total_byte_size = Precision::Inexact(file.size as usize);
+                if let Some(rows) = file.rows {
+                    statistics.num_rows = Precision::Exact(rows as usize);
+                }
+                Ok(PartitionedFile::new(path.to_string(), file.size)
+                    .with_partition_values(values)
+                    .with_statistics(Arc::new(statistics)))
             })
             .collect()
     }
@@ -215,7 +230,7 @@ impl TableProvider for FilesTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         if let Some(reason) = &self.files.unsupported {
             return plan_err!(
-                "table {} cannot be read on a cluster: {reason}",
+                "table {} cannot be read as plain Parquet files: {reason}",
                 self.files.table
             );
         }
@@ -242,7 +257,7 @@ impl TableProvider for FilesTable {
         }
         let files = self.prune(
             state,
-            self.partitioned_files(&partition)?,
+            self.partitioned_files(&partition, table_schema.table_schema())?,
             &partition,
             &on_partitions,
         )?;
@@ -251,7 +266,22 @@ impl TableProvider for FilesTable {
                 self.schema.project(&projection)?,
             ))));
         }
+        // What the Delta log says about the files read: planners choose join sides by it.
+        let mut statistics = Statistics::new_unknown(table_schema.table_schema());
+        let rows: Option<usize> = files
+            .iter()
+            .map(|f| match f.statistics.as_ref().map(|s| s.num_rows) {
+                Some(Precision::Exact(n)) => Some(n),
+                _ => None,
+            })
+            .sum();
+        if let Some(rows) = rows {
+            statistics.num_rows = Precision::Exact(rows);
+        }
+        statistics.total_byte_size =
+            Precision::Inexact(files.iter().map(|f| f.object_meta.size as usize).sum());
         let config = FileScanConfigBuilder::new(self.store()?, Arc::new(source))
+            .with_statistics(statistics)
             .with_file_groups(groups(files, state.config().target_partitions()))
             .with_projection_indices(Some(projection.iter().map(|&i| places[i]).collect()))?
             .with_limit(limit)
