@@ -47,6 +47,13 @@ DUCK = os.path.join(HERE, "duck.py")
 QUESTIONS = ["ranking", "callouts", "trend", "grades", "exante", "scan"]
 # `city` is the shipped sample's size (about 4,600 dept_scores rows): a smoke test.
 SCALES = ["city", "1m", "10m", "50m", "100m"]
+# Shapes of the same rows (`kpidb gen-sample --scale SIZE-SHAPE`); standard is the size alone.
+SHAPES = {
+    "standard": "the generator's own shape",
+    "wide": "many departments, 30 indicators, 10 years",
+    "deep": "few departments, 600 indicators, 10 years",
+    "long": "150 indicators, 20 years",
+}
 # Ingest order: every table after the tables its codes refer to.
 TABLES = [
     "departments", "indicators", "dept_scores", "unit_budgets",
@@ -907,7 +914,9 @@ def markdown(results):
         s = results["scales"][scale]
         data = s["data"]
         rows = data.get("table_rows", {})
-        out.append(f"\n### {scale}: {rows.get('dept_scores', 0):,} dept_scores rows\n")
+        size, _, shape = scale.partition("-")
+        shaped = f" ({SHAPES[shape]})" if shape else ""
+        out.append(f"\n### {scale}: {rows.get('dept_scores', 0):,} dept_scores rows{shaped}\n")
         body = []
         for q, qr in s["questions"].items():
             e = qr["engines"]
@@ -916,12 +925,13 @@ def markdown(results):
                 q, fmt_ms(lib), fmt_ms(e["kpidb_cli"]["median_ms"]),
                 fmt_ms(e["kpidb_raw"]["median_ms"]), fmt_ms(e["kpidb_plain"]["median_ms"]), fmt_ms(e["datafusion"]["median_ms"]),
                 fmt_ms(duck), fmt_ratio(lib / duck if lib and duck else None),
+                fmt_ratio(plain / lib if (plain := e["kpidb_plain"]["median_ms"]) and lib else None),
                 fmt_mb(e["kpidb"]["peak_rss_kib"]), fmt_mb(e["duckdb"]["peak_rss_kib"]),
             ])
         out.append(table(
             ["question", "kpidb library ms", "kpidb CLI ms", "kpidb without rollups ms",
              "kpidb plain SQL ms",
-             "DataFusion plain ms", "DuckDB ms", "kpidb / DuckDB",
+             "DataFusion plain ms", "DuckDB ms", "kpidb / DuckDB", "plain SQL / library",
              "kpidb peak RSS MB", "DuckDB peak RSS MB"],
             body,
         ))
@@ -938,7 +948,9 @@ def markdown(results):
         if extra:
             out.append("\nData: " + "; ".join(extra) + ".")
 
-    if len(done) > 1:
+    standard = [s for s in done if "-" not in s]
+    if len(standard) > 1:
+        done = standard
         out.append("\n### Growth\n")
         out.append("Median ms at each scale, and the factor from one scale to the next; "
                    "the first row is the growth of the data.\n")
@@ -959,7 +971,7 @@ def markdown(results):
         out.append(table(header, body))
 
     if done:
-        last = done[-1]
+        last = (standard or done)[-1]
         out.append(f"\n### Planning and execution at {last}\n")
         out.append(
             "Median ms until the logical plan exists (parsing, table functions expanded, "
@@ -1120,6 +1132,10 @@ def parse_args(argv):
                         type=lambda t: scale_list(t, "scale"),
                         help="comma-separated scales among city (the sample's size, a smoke "
                              "test), 1m, 10m, 50m, 100m (default 1m,10m)")
+    parser.add_argument("--shapes", default="standard",
+                        help="comma-separated data shapes, each run at every scale but city: "
+                             + "; ".join(f"{k} ({v})" for k, v in SHAPES.items())
+                             + " (default standard)")
     parser.add_argument("--runs", type=int, default=5,
                         help="timed runs per engine and question, after one warm-up (default 5)")
     parser.add_argument("--work", default=os.path.join(os.path.expanduser("~"), ".cache", "kpidb",
@@ -1156,6 +1172,15 @@ def parse_args(argv):
             parser.error(f"unknown question '{q}'; the questions are {', '.join(QUESTIONS)}")
     if args.ingest_scales is None:
         args.ingest_scales = [s for s in args.scales if s in ("city", "1m", "10m")]
+    shapes = [t.strip().lower() for t in args.shapes.split(",") if t.strip()]
+    for shape in shapes:
+        if shape not in SHAPES:
+            parser.error(f"unknown shape '{shape}'; the shapes are {', '.join(SHAPES)}")
+    args.scales = [scale if shape == "standard" else f"{scale}-{shape}"
+                   for shape in shapes for scale in args.scales
+                   if shape == "standard" or scale != "city"]
+    if not args.scales:
+        parser.error("no scale to run: shapes other than standard need a scale other than city")
     args.work = os.path.abspath(os.path.expanduser(args.work))
     args.kpidb = os.path.abspath(os.path.expanduser(args.kpidb))
     if os.path.commonpath([args.work, REPO]) == REPO:

@@ -441,7 +441,9 @@ pub struct GenSampleArgs {
     /// Also write each table as CSV into this directory
     #[arg(long, value_name = "DIR")]
     pub csv: Option<PathBuf>,
-    /// Benchmark scale: city (the sample), 1m (province), 10m, 100m (national): dept_scores rows
+    /// Benchmark scale: city (the sample), 1m (province), 10m, 50m, 100m (national): dept_scores
+    /// rows; SIZE-wide (many departments, 30 indicators), SIZE-deep (few departments, 600
+    /// indicators) and SIZE-long (20 years) keep the rows in another shape
     #[arg(long, value_name = "SCALE", conflicts_with_all = ["departments", "first_year", "indicator_fanout"])]
     pub scale: Option<String>,
     /// First-level departments (scale: more departments, more dept_scores)

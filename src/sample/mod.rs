@@ -87,11 +87,17 @@ impl Default for SampleOptions {
 impl SampleOptions {
     /// The options of a named scale: `city` (the sample), `1m` / `province`, `10m`, `50m`,
     /// `100m` / `national`, for dept_scores of about that many rows; the other tables
-    /// grow with the departments.
+    /// grow with the departments. A size may name a shape, as in `10m-wide`: the same
+    /// rows made of many departments and few indicators (`wide`), few departments and
+    /// many indicators (`deep`), or twenty years (`long`).
     pub fn scale(name: &str) -> Option<Self> {
         let city = SampleOptions::default();
-        let (departments, first_year, indicator_fanout) = match name {
-            "city" => (city.departments, city.first_year, 1),
+        let (size, shape) = match name.split_once('-') {
+            Some((size, shape)) => (size, Some(shape)),
+            None => (name, None),
+        };
+        let (departments, first_year, indicator_fanout) = match size {
+            "city" if shape.is_none() => (city.departments, city.first_year, 1),
             // 3,334 departments × 60 indicators × 5 years.
             "1m" | "province" => (3_334, 2019, 4),
             // 6,667 departments × 150 indicators × 10 years.
@@ -102,15 +108,41 @@ impl SampleOptions {
             "100m" | "national" => (66_667, 2014, 10),
             _ => return None,
         };
-        Some(SampleOptions {
+        let standard = SampleOptions {
             departments,
             first_year,
             indicator_fanout,
             ..city
+        };
+        let Some(shape) = shape else {
+            return Some(standard);
+        };
+        // The standard tree has 15 level-3 indicators; each shape keeps the rows.
+        let (indicator_fanout, years) = match shape {
+            // 30 indicators, 10 years: at 10m, 33,334 departments.
+            "wide" => (2, 10),
+            // 600 indicators, 10 years: at 10m, 1,667 departments.
+            "deep" => (40, 10),
+            // 150 indicators, 20 years: at 10m, 3,334 departments.
+            "long" => (10, 20),
+            _ => return None,
+        };
+        let rows = standard.departments * 15 * standard.indicator_fanout * standard.years();
+        Some(SampleOptions {
+            departments: rows.div_ceil(15 * indicator_fanout * years),
+            first_year: SEED_YEAR - years as i32 + 1,
+            indicator_fanout,
+            ..standard
         })
     }
 
-    pub const SCALES: &'static str = "city, 1m (province), 10m, 50m, 100m (national)";
+    /// Years of whole-department evaluation, `first_year` to the last.
+    pub fn years(&self) -> usize {
+        (SEED_YEAR - self.first_year + 1).max(0) as usize
+    }
+
+    pub const SCALES: &'static str = "city, 1m (province), 10m, 50m, 100m (national), \
+                                      each but city also as SIZE-wide, SIZE-deep, SIZE-long";
 }
 
 /// Up to this many departments × indicator copies, dept_scores are generated up
@@ -842,6 +874,33 @@ mod tests {
         let parts = split_exact(1999, &[5.0, 5.0, 0.1], Some(&caps));
         assert_eq!(parts.iter().sum::<i128>(), 1999);
         assert!(parts.iter().zip(caps).all(|(p, c)| *p <= c));
+    }
+
+    #[test]
+    fn a_shape_keeps_the_rows_of_its_size() {
+        let slots = |o: &SampleOptions| o.departments * 15 * o.indicator_fanout * o.years();
+        for size in ["1m", "10m", "100m"] {
+            let standard = SampleOptions::scale(size).unwrap();
+            for (shape, indicators, years) in
+                [("wide", 30, 10), ("deep", 600, 10), ("long", 150, 20)]
+            {
+                let o = SampleOptions::scale(&format!("{size}-{shape}")).unwrap();
+                assert_eq!(
+                    (15 * o.indicator_fanout, o.years()),
+                    (indicators, years),
+                    "{size}-{shape}"
+                );
+                let (a, b) = (slots(&standard) as f64, slots(&o) as f64);
+                assert!(
+                    (b / a - 1.0).abs() < 0.01,
+                    "{size}-{shape}: {b} slots, {a} standard"
+                );
+                assert_eq!(dept_tree(o.indicator_fanout).len(), indicators);
+            }
+        }
+        for name in ["city-wide", "10m-tall", "10m-", "-wide"] {
+            assert!(SampleOptions::scale(name).is_none(), "{name}");
+        }
     }
 
     #[test]
