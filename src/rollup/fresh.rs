@@ -108,9 +108,12 @@ impl Rollups {
         let matches = |(_, sources): &(u64, Option<Sources>)| sources.as_ref() == Some(&wanted);
         // The newest commit is the usual answer (a session on the latest data); only
         // time travel reads further back, through one commit per ingest.
-        let mut found = commits(&latest, Some(1)).await?.into_iter().find(matches);
+        let mut found = commits(def, &latest, Some(1))
+            .await?
+            .into_iter()
+            .find(matches);
         if found.is_none() {
-            found = commits(&latest, None).await?.into_iter().find(matches);
+            found = commits(def, &latest, None).await?.into_iter().find(matches);
         }
         let Some((version, _)) = found else {
             return Ok(None);

@@ -29,6 +29,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{col, lit};
 use deltalake::kernel::transaction::CommitProperties;
+use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use deltalake::DeltaTable;
 use url::Url;
@@ -45,6 +46,9 @@ pub struct RollupDef {
     pub name: &'static str,
     pub sources: &'static [&'static str],
     pub description: &'static str,
+    /// Which columns this kpidb writes, recorded with every commit: a rollup written
+    /// with another layout is never read, and the next ingest rebuilds it whole.
+    pub layout: u32,
     sql: &'static str,
 }
 
@@ -53,22 +57,26 @@ pub const ROLLUPS: &[RollupDef] = &[
     RollupDef {
         name: "dept_totals",
         sources: &["dept_scores"],
-        description: "per year and department: total score and indicators scored; \
-                      with the indicators scored in the year",
+        description: "per year and department: total score, indicators scored, total \
+                      max_score, lowest and highest score; with the indicators scored in the year",
+        layout: 2,
         sql: "WITH t AS (
                 SELECT s.year, s.dept_code, sum(s.score) AS total_score,
-                       count(*) AS indicators_scored
+                       count(*) AS indicators_scored, sum(s.max_score) AS total_max_score,
+                       min(s.score) AS lowest_score, max(s.score) AS highest_score
                 FROM dept_scores s {where} GROUP BY s.year, s.dept_code),
               y AS (
                 SELECT s.year, count(DISTINCT s.indicator_code) AS year_indicators
                 FROM dept_scores s {where} GROUP BY s.year)
-              SELECT t.year, t.dept_code, t.total_score, t.indicators_scored, y.year_indicators
+              SELECT t.year, t.dept_code, t.total_score, t.indicators_scored, y.year_indicators,
+                     t.total_max_score, t.lowest_score, t.highest_score
               FROM t JOIN y ON y.year = t.year",
     },
     RollupDef {
         name: "level2_totals",
         sources: &["dept_scores", "indicators"],
         description: "per year, department and level-2 indicator: score and max_score",
+        layout: 1,
         sql: "SELECT s.year, s.dept_code, i.level1, i.level2,
                      sum(s.score) AS score, sum(s.max_score) AS max_score
               FROM dept_scores s
@@ -120,17 +128,28 @@ async fn open(warehouse: &Warehouse, def: &RollupDef) -> Result<DeltaTable> {
 }
 
 /// The newest `limit` commits of a rollup (all when `None`), newest first: (version,
-/// the sources it summarises).
-async fn commits(table: &DeltaTable, limit: Option<usize>) -> Result<Vec<(u64, Option<Sources>)>> {
+/// the sources it summarises if written in `def`'s layout). A commit of another
+/// layout (before the layout was recorded: 1) summarises nothing this kpidb reads.
+async fn commits(
+    def: &RollupDef,
+    table: &DeltaTable,
+    limit: Option<usize>,
+) -> Result<Vec<(u64, Option<Sources>)>> {
     Ok(crate::storage::commit_infos(table, limit)
         .await?
         .into_iter()
         .map(|(version, info)| {
+            let layout = info
+                .info
+                .get("kpidb.layout")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(1);
             let sources = info
                 .info
                 .get("kpidb.sources")
                 .and_then(|v| v.as_str())
-                .and_then(parse_sources);
+                .and_then(parse_sources)
+                .filter(|_| layout == u64::from(def.layout));
             (version, sources)
         })
         .collect())
@@ -159,7 +178,7 @@ pub async fn after_commit(
         let recorded = match exists(warehouse, def).await? {
             true => {
                 let rollup = open(warehouse, def).await?;
-                commits(&rollup, Some(1))
+                commits(def, &rollup, Some(1))
                     .await?
                     .into_iter()
                     .next()
@@ -298,6 +317,7 @@ async fn build(
         let properties = CommitProperties::default().with_metadata([
             ("kpidb.sources".to_string(), serde_json::json!(recorded)),
             ("kpidb.mode".to_string(), serde_json::json!("rollup")),
+            ("kpidb.layout".to_string(), serde_json::json!(def.layout)),
         ]);
         let mut write = table
             .write(batches)
@@ -307,8 +327,12 @@ async fn build(
             .with_save_mode(SaveMode::Overwrite)
             .with_writer_properties(crate::storage::writer_properties())
             .with_commit_properties(properties);
-        // A full rebuild's first commit replaces everything; every other, its years.
+        // A full rebuild's first commit replaces everything, columns too (a rollup of
+        // another layout); every other, its years.
         let replaces_all = all && i == 0;
+        if replaces_all {
+            write = write.with_schema_mode(SchemaMode::Overwrite);
+        }
         if !(replaces_all || group.is_empty()) {
             let years = group.iter().map(|y| lit(*y)).collect();
             write = write.with_replace_where(col("year").in_list(years, false));
@@ -331,7 +355,7 @@ pub async fn status(warehouse: &Warehouse) -> Result<Vec<String>> {
             continue;
         }
         let table = open(warehouse, def).await?;
-        let latest = commits(&table, Some(1)).await?.into_iter().next();
+        let latest = commits(def, &table, Some(1)).await?.into_iter().next();
         let sources = latest
             .as_ref()
             .and_then(|c| c.1.clone())

@@ -4,11 +4,12 @@
 //!
 //! It fires on `Aggregate` over `dept_scores` (through filters and plain projections)
 //! when every grouping column and every column a filter reads is `year` or
-//! `dept_code`, and every aggregate is `sum(score)`, `count(*)` or `count(<a column
-//! that is never NULL>)` without DISTINCT, FILTER or ORDER BY: a sum of sums and a sum
-//! of counts are the same numbers. The rollup's rows are renamed to look like
-//! dept_scores' (`dept_scores.year`, `dept_scores.dept_code`), so every expression
-//! above stays as it was, and each result keeps its name and type. `EXPLAIN` shows
+//! `dept_code`, and every aggregate is `sum(score)`, `sum(max_score)`, `min`/`max` of
+//! `score`, `year` or `dept_code`, `count(*)` or `count(<a column that is never
+//! NULL>)` without DISTINCT, FILTER or ORDER BY: a sum of sums, a sum of counts and
+//! the least of least values are the same numbers. The rollup's rows are renamed to
+//! look like dept_scores' (`dept_scores.year`, `dept_scores.dept_code`), so every
+//! expression above stays as it was, and each result keeps its name and type. `EXPLAIN` shows
 //! the rollup's scan (`kpidb_rollup.public.dept_totals`) when it fires.
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, Result, TableReference};
 use datafusion::datasource::provider_as_source;
 use datafusion::functions::core::expr_fn::coalesce;
+use datafusion::functions_aggregate::expr_fn::{max, min};
 use datafusion::functions_aggregate::sum::sum;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
@@ -135,6 +137,9 @@ impl ReadRollups {
                 col("dept_code"),
                 col("total_score"),
                 col("indicators_scored"),
+                col("total_max_score"),
+                col("lowest_score"),
+                col("highest_score"),
             ])?
             .alias(scan.table_name.clone())?;
         for filter in scan.filters.iter().cloned() {
@@ -363,6 +368,13 @@ fn measure(expr: &Expr) -> Option<Expr> {
     };
     match (func.name(), params.args.as_slice()) {
         ("sum", [Expr::Column(c)]) if c.name == "score" => Some(sum(total("total_score"))),
+        ("sum", [Expr::Column(c)]) if c.name == "max_score" => Some(sum(total("total_max_score"))),
+        ("min", [Expr::Column(c)]) if c.name == "score" => Some(min(total("lowest_score"))),
+        ("max", [Expr::Column(c)]) if c.name == "score" => Some(max(total("highest_score"))),
+        // Every rollup row stands for at least one score of its year and department.
+        ("min" | "max", [Expr::Column(c)]) if KEPT.contains(&c.name.as_str()) => {
+            Some(expr.clone().unalias())
+        }
         // count(*) is count(1); every column of dept_scores is required (never NULL).
         ("count", [Expr::Literal(..)]) => Some(count()),
         ("count", [Expr::Column(c)])

@@ -5,6 +5,7 @@
 //! whenever those are fresh.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use kpidb::ingest::{ingest, IngestRequest};
@@ -79,6 +80,8 @@ fn plain_sql() -> Vec<(String, bool)> {
     let measures = [
         "sum(score) AS total, count(*) AS n",
         "count(indicator_code) AS scored, sum(score) / count(*) AS mean",
+        "sum(max_score) AS points, min(score) AS low, max(score) AS high",
+        "min(dept_code) AS first_dept, max(year) AS last_year, sum(score) / sum(max_score) AS rate",
     ];
     for grouping in groupings {
         for filter in filters {
@@ -110,8 +113,16 @@ fn plain_sql() -> Vec<(String, bool)> {
             .to_string(),
         true,
     ));
+    queries.push((
+        "SELECT year, count(*) AS score_rows, sum(score) AS score, sum(max_score) AS max_score \
+         FROM dept_scores GROUP BY year ORDER BY year"
+            .to_string(),
+        true,
+    ));
     for sql in [
-        "SELECT year, sum(max_score) FROM dept_scores GROUP BY year ORDER BY year",
+        "SELECT year, min(max_score) FROM dept_scores GROUP BY year ORDER BY year",
+        "SELECT year, avg(score) FROM dept_scores GROUP BY year ORDER BY year",
+        "SELECT year, max(score) FROM dept_scores WHERE score < 3 GROUP BY year ORDER BY year",
         "SELECT year, sum(score) FROM dept_scores WHERE indicator_code = 'D1101' GROUP BY year ORDER BY year",
         "SELECT year, min(score), count(DISTINCT dept_code) FROM dept_scores GROUP BY year ORDER BY year",
         "SELECT indicator_code, sum(score) FROM dept_scores GROUP BY indicator_code ORDER BY 1",
@@ -415,4 +426,111 @@ async fn a_warehouse_without_rollups_reads_the_raw_scores_and_a_server_picks_the
     let plan = pretty_format_batches(&plan).unwrap().to_string();
     assert!(plan.contains("_rollups/dept_totals"), "{plan}");
     assert!(!plan.contains("dept_scores/"), "{plan}");
+}
+
+/// A dept_totals written by an older kpidb: the columns it had then, current sources,
+/// and no layout recorded.
+async fn write_older_dept_totals(warehouse: &Warehouse, root: &Path) {
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use deltalake::kernel::transaction::CommitProperties;
+    use deltalake::operations::write::SchemaMode;
+    use deltalake::protocol::SaveMode;
+
+    let raw = Engine::open_raw(warehouse.clone(), AsOf::Latest)
+        .await
+        .unwrap();
+    let batches = raw
+        .query(
+            "SELECT year, dept_code, sum(score) AS total_score, count(*) AS indicators_scored, \
+             CAST(15 AS BIGINT) AS year_indicators FROM dept_scores GROUP BY year, dept_code",
+        )
+        .await
+        .unwrap();
+    let plain = |t: &DataType| match t {
+        DataType::Utf8View => DataType::Utf8,
+        other => other.clone(),
+    };
+    let batches: Vec<RecordBatch> = batches
+        .iter()
+        .map(|b| {
+            let schema = Arc::new(Schema::new(
+                b.schema()
+                    .fields()
+                    .iter()
+                    .map(|f| Field::new(f.name(), plain(f.data_type()), f.is_nullable()))
+                    .collect::<Vec<_>>(),
+            ));
+            let columns = b
+                .columns()
+                .iter()
+                .map(|c| cast(c, &plain(c.data_type())).unwrap())
+                .collect();
+            RecordBatch::try_new(schema, columns).unwrap()
+        })
+        .collect();
+    let versions = warehouse.versions().await.unwrap();
+    let sources = format!("dept_scores={}", version(&versions, "dept_scores"));
+    // A new table: none of its commits is of this kpidb's layout.
+    let location = warehouse.location();
+    let rel = "_rollups/dept_totals";
+    std::fs::remove_dir_all(root.join(rel)).unwrap();
+    location.prepare(rel).unwrap();
+    let table = location.delta(location.url(rel).unwrap()).unwrap();
+    table
+        .write(batches)
+        .with_save_mode(SaveMode::Overwrite)
+        .with_schema_mode(SchemaMode::Overwrite)
+        .with_partition_columns(["year"])
+        .with_commit_properties(
+            CommitProperties::default()
+                .with_metadata([("kpidb.sources".to_string(), serde_json::json!(sources))]),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollup_of_an_older_layout_is_never_read_and_the_next_ingest_rebuilds_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("warehouse");
+    kpidb::sample::write(&root, &SampleOptions::default(), None)
+        .await
+        .unwrap();
+    let warehouse = Warehouse::open(&root).unwrap();
+    write_older_dept_totals(&warehouse, &root).await;
+
+    // Its sources are current, but not its columns: read neither by the functions nor
+    // by plain SQL, and the answers are the raw ones.
+    assert_eq!(
+        same_as_raw(&warehouse, AsOf::Latest, "an older dept_totals").await,
+        ["level2_totals"]
+    );
+    let status = kpidb::rollup::status(&warehouse).await.unwrap().join("\n");
+    assert!(
+        status.contains("dept_totals") && status.contains("stale"),
+        "{status}"
+    );
+
+    // The next ingest into dept_scores (here of one year, which alone would only
+    // recompute that year) rebuilds it whole, in this layout.
+    let csv = csv_of(
+        &warehouse,
+        "SELECT year, dept_code, indicator_code, score, max_score FROM dept_scores \
+         WHERE year = 2023",
+    )
+    .await;
+    load(
+        &warehouse,
+        tmp.path(),
+        "dept_scores",
+        &csv,
+        WriteMode::ReplaceYear,
+    )
+    .await;
+    assert_eq!(
+        same_as_raw(&warehouse, AsOf::Latest, "after the next ingest").await,
+        BOTH
+    );
 }
