@@ -58,18 +58,23 @@ impl TableFunctionImpl for IndicatorCallouts {
         }
         // Level-2 subtotals per department: from the rollup when it is fresh.
         let rollup = self.rollups.as_ref().and_then(|r| r.fresh("level2_totals"));
-        let by_level2 = match rollup {
+        // The rollup holds each year's rows already rated and ranked.
+        let ranked = match rollup {
             Some(_) => format!(
-                "SELECT level1, level2, dept_code, score, max_score
-                 FROM kpidb_rollup.public.level2_totals WHERE year = {year}"
+                "SELECT level1, level2, dept_code, score, max_score, score_rate, rank_from_bottom
+                 FROM kpidb_rollup.public.level2_totals
+                 WHERE year = {year} AND rank_from_bottom <= {n}"
             ),
             None => format!(
-                "SELECT i.level1, i.level2, s.dept_code,
-                        sum(s.score) AS score, sum(s.max_score) AS max_score
-                 FROM dept_scores s
-                 JOIN indicators i ON i.indicator_code = s.indicator_code
-                 WHERE s.year = {year} AND i.framework = 'dept'
-                 GROUP BY i.level1, i.level2, s.dept_code"
+                "SELECT *, score_rate(score, max_score) AS score_rate,
+                        RANK() OVER (PARTITION BY level1, level2
+                                     ORDER BY score_rate(score, max_score) ASC) AS rank_from_bottom
+                 FROM (SELECT i.level1, i.level2, s.dept_code,
+                              sum(s.score) AS score, sum(s.max_score) AS max_score
+                       FROM dept_scores s
+                       JOIN indicators i ON i.indicator_code = s.indicator_code
+                       WHERE s.year = {year} AND i.framework = 'dept'
+                       GROUP BY i.level1, i.level2, s.dept_code)"
             ),
         };
         let rollups: Vec<_> = rollup.into_iter().map(|p| ("level2_totals", p)).collect();
@@ -77,12 +82,7 @@ impl TableFunctionImpl for IndicatorCallouts {
             call.session(),
             columns(),
             &format!(
-                "WITH by_level2 AS ({by_level2}),
-                 ranked AS (
-                   SELECT *, score_rate(score, max_score) AS score_rate,
-                          RANK() OVER (PARTITION BY level1, level2
-                                       ORDER BY score_rate(score, max_score) ASC) AS rank_from_bottom
-                   FROM by_level2)
+                "WITH ranked AS ({ranked})
                  SELECT r.level1, r.level2, r.dept_code, d.dept_name, r.score, r.max_score,
                         r.score_rate, r.rank_from_bottom
                  FROM ranked r LEFT JOIN departments d ON d.dept_code = r.dept_code

@@ -75,14 +75,26 @@ pub const ROLLUPS: &[RollupDef] = &[
     RollupDef {
         name: "level2_totals",
         sources: &["dept_scores", "indicators"],
-        description: "per year, department and level-2 indicator: score and max_score",
-        layout: 1,
-        sql: "SELECT s.year, s.dept_code, i.level1, i.level2,
-                     sum(s.score) AS score, sum(s.max_score) AS max_score
-              FROM dept_scores s
-              JOIN indicators i ON i.indicator_code = s.indicator_code AND i.framework = 'dept'
-              {where}
-              GROUP BY s.year, s.dept_code, i.level1, i.level2",
+        description: "per year, department and level-2 indicator: score and max_score, the \
+                      score rate and its rank from the bottom among the year's departments",
+        layout: 2,
+        // Pre-ranked (a year is always rebuilt whole) and stored lowest rank first, so
+        // the bottom n of a year are the first rows of its file, and the pages' rank
+        // statistics skip the rest.
+        sql: "WITH t AS (
+                SELECT s.year, s.dept_code, i.level1, i.level2,
+                       sum(s.score) AS score, sum(s.max_score) AS max_score
+                FROM dept_scores s
+                JOIN indicators i ON i.indicator_code = s.indicator_code AND i.framework = 'dept'
+                {where}
+                GROUP BY s.year, s.dept_code, i.level1, i.level2)
+              SELECT year, dept_code, level1, level2, score, max_score,
+                     score_rate(score, max_score) AS score_rate,
+                     CAST(RANK() OVER (PARTITION BY year, level1, level2
+                                       ORDER BY score_rate(score, max_score) ASC) AS BIGINT)
+                       AS rank_from_bottom
+              FROM t
+              ORDER BY year, rank_from_bottom, level1, level2, dept_code",
     },
 ];
 

@@ -17,6 +17,7 @@ use datafusion::common::{
     plan_datafusion_err, plan_err, DFSchema, Result, ScalarValue, Statistics,
 };
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
@@ -249,6 +250,17 @@ impl TableProvider for FilesTable {
             .build();
         let mut source = ParquetSource::new(table_schema.clone())
             .with_table_parquet_options(state.table_options().parquet.clone());
+        // Footers read once per file and kept in the runtime's metadata cache (a Delta
+        // data file never changes under its name), as DataFusion's own listing tables
+        // do. Where this process has no store for the files (a scheduler planning for
+        // executors), each reader finds it when it runs.
+        let runtime = state.runtime_env();
+        if let Ok(store) = runtime.object_store(self.store()?) {
+            let cache = runtime.cache_manager.get_file_metadata_cache();
+            source = source.with_parquet_file_reader_factory(Arc::new(
+                CachedParquetFileReaderFactory::new(store, cache),
+            ));
+        }
         let (on_partitions, on_rows): (Vec<&Expr>, Vec<&Expr>) =
             filters.iter().partition(|f| self.on_partitions(f));
         if let Some(filter) = conjunction(on_rows.into_iter().cloned()) {

@@ -19,6 +19,9 @@ fn calls() -> Vec<String> {
         calls.push(format!("SELECT * FROM dept_ranking({year})"));
         calls.push(format!("SELECT * FROM indicator_callouts({year}, 3)"));
     }
+    // The bottom one (ties kept), and a bottom larger than any level 2.
+    calls.push("SELECT * FROM indicator_callouts(2023, 1)".into());
+    calls.push("SELECT * FROM indicator_callouts(2022, 1000)".into());
     calls.push("SELECT * FROM dept_trend(2019, 2023)".into());
     calls.push("SELECT * FROM dept_trend(2020, 2024)".into());
     calls.push("SELECT * FROM dept_trend(2023, 2023)".into());
