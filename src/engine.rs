@@ -97,6 +97,9 @@ impl Engine {
         options: FunctionOptions,
         state: SessionState,
     ) -> Result<Self> {
+        let state = SessionStateBuilder::new_from_existing(state)
+            .with_physical_optimizer_rule(Arc::new(crate::functions::UnreachedLimits))
+            .build();
         let ctx = SessionContext::new_with_state(state);
         // A warehouse in a bucket: plans that read its data files directly (on a
         // cluster) find the bucket, unless the caller registered a store for it already

@@ -45,6 +45,7 @@ use datafusion::prelude::SessionContext;
 pub use monitoring_warnings::Thresholds;
 pub use perf_grade::GradeScheme;
 pub use results_application::ResultsPolicy;
+pub use sql_table::UnreachedLimits;
 
 use crate::rollup::Rollups;
 

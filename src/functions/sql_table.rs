@@ -14,6 +14,8 @@ use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemorySchemaProvider,
     SchemaProvider, Session,
 };
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{internal_err, plan_err, Result, ScalarValue};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::context::SessionState;
@@ -21,6 +23,9 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{col, Documentation, Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::rollup::CATALOG as ROLLUP_CATALOG;
@@ -104,6 +109,50 @@ impl SqlTable {
 
 /// More rows than any table function returns (a trillion).
 const UNREACHED_LIMIT: u64 = 1_000_000_000_000;
+
+/// Turns the sorts that keep a table function's order back into plain sorts: pushed
+/// into a sort, the unreached limit makes it a top-k whose heap holds every row,
+/// twice as slow as sorting them.
+#[derive(Debug, Default)]
+pub struct UnreachedLimits;
+
+impl PhysicalOptimizerRule for UnreachedLimits {
+    fn name(&self) -> &str {
+        "kpidb_unreached_limits"
+    }
+
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let unreached = Some(UNREACHED_LIMIT as usize);
+        plan.transform_up(|node| {
+            if let Some(sort) = node.downcast_ref::<SortExec>() {
+                if sort.fetch() == unreached {
+                    let plain = SortExec::new(sort.expr().clone(), Arc::clone(sort.input()))
+                        .with_preserve_partitioning(sort.preserve_partitioning());
+                    return Ok(Transformed::yes(Arc::new(plain) as Arc<dyn ExecutionPlan>));
+                }
+            }
+            if let Some(merge) = node.downcast_ref::<SortPreservingMergeExec>() {
+                if merge.fetch() == unreached {
+                    let plain = SortPreservingMergeExec::new(
+                        merge.expr().clone(),
+                        Arc::clone(merge.input()),
+                    );
+                    return Ok(Transformed::yes(Arc::new(plain) as Arc<dyn ExecutionPlan>));
+                }
+            }
+            Ok(Transformed::no(node))
+        })
+        .map(|t| t.data)
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
 
 /// The session's catalogs plus the rollup catalog, for planning one table function.
 #[derive(Debug)]
