@@ -170,6 +170,24 @@ pub async fn connect(
         .options_mut()
         .optimizer
         .enable_join_dynamic_filter_pushdown = false;
+    // No join is promoted to a collected (broadcast) build side: Ballista 55 can then
+    // repartition the probe side under an operator that reads one partition, and
+    // rows are lost (indicator_callouts, dept_ranking).
+    config
+        .options_mut()
+        .optimizer
+        .hash_join_single_partition_threshold = 0;
+    config
+        .options_mut()
+        .optimizer
+        .hash_join_single_partition_threshold_rows = 0;
+    // The same for the scheduler, which sets DataFusion's thresholds from Ballista's.
+    for key in [
+        "ballista.optimizer.broadcast_join_threshold_bytes",
+        "ballista.optimizer.broadcast_join_threshold_rows",
+    ] {
+        config.options_mut().set(key, "0")?;
+    }
     // An uncorrelated scalar subquery becomes a join, DataFusion's documented choice
     // for distributed engines: Ballista cannot split its physical form into stages.
     config
