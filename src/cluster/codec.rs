@@ -115,14 +115,7 @@ impl LogicalExtensionCodec for LogicalCodec {
         let files = shippable(&node).map_err(|why| {
             plan_datafusion_err!("table {table_ref} cannot be read on a cluster: {why}")
         })?;
-        // Without row counts: with them the scheduler broadcasts small join sides, and
-        // Ballista 55's rewrite of an outer join above such a broadcast repartitions
-        // the probe side under a single-partition sort, which then reads half the rows.
-        let mut files = files.as_ref().clone();
-        for file in &mut files.files {
-            file.rows = None;
-        }
-        serde_json::to_writer(buf, &files)
+        serde_json::to_writer(buf, files.as_ref())
             .map_err(|e| plan_datafusion_err!("table {table_ref}: {e}"))
     }
 
