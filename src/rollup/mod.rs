@@ -15,6 +15,7 @@
 //! commit behind. `kpidb rollups --rebuild` rebuilds them from scratch.
 
 mod fresh;
+mod ranked;
 mod rewrite;
 
 pub use fresh::Rollups;

@@ -15,6 +15,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, Result, TableReference};
 use datafusion::datasource::provider_as_source;
@@ -63,12 +64,13 @@ impl OptimizerRule for ReadRollups {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        let LogicalPlan::Aggregate(aggregate) = &plan else {
-            return Ok(Transformed::no(plan));
-        };
-        let rewritten = match self.answer(aggregate)? {
-            Some(rewritten) => Some(rewritten),
-            None => self.answer_by_level2(aggregate)?,
+        let rewritten = match &plan {
+            LogicalPlan::Window(window) => self.answer_ranked(window)?,
+            LogicalPlan::Aggregate(aggregate) => match self.answer(aggregate)? {
+                Some(rewritten) => Some(rewritten),
+                None => self.answer_by_level2(aggregate)?,
+            },
+            _ => None,
         };
         match rewritten {
             Some(rewritten) => Ok(Transformed::yes(rewritten)),
@@ -217,11 +219,72 @@ fn is_dept_framework(expr: &Expr) -> bool {
             || (is_dept(&binary.left) && is_framework(&binary.right)))
 }
 
+/// An aggregate over dept_scores joined to indicators that level2_totals can answer,
+/// taken apart: the names each side goes by above the join, the filters on the way
+/// (naming those sides), what each aggregate sums, and the fresh rollup.
+pub(super) struct Level2Query {
+    pub scores: TableReference,
+    pub indicators: TableReference,
+    pub filters: Vec<Expr>,
+    /// Per aggregate expression: the dept_scores column it sums (`score`, `max_score`).
+    pub summed: Vec<String>,
+    provider: Arc<dyn TableProvider>,
+}
+
+impl Level2Query {
+    /// The rollup's rows under the names each side's columns go by above the join,
+    /// filtered; with the stored rank from the bottom as `rank` when asked for.
+    pub fn rows(&self, rank: Option<&str>) -> Result<LogicalPlanBuilder> {
+        let named =
+            |name: &str, side: &TableReference| col(name).alias_qualified(Some(side.clone()), name);
+        let mut columns = vec![
+            named("year", &self.scores),
+            named("dept_code", &self.scores),
+            named("level1", &self.indicators),
+            named("level2", &self.indicators),
+            named("score", &self.scores),
+            named("max_score", &self.scores),
+        ];
+        if let Some(rank) = rank {
+            columns.push(col("rank_from_bottom").alias(rank));
+        }
+        let rollup = TableReference::full(super::CATALOG, "public", "level2_totals");
+        let mut builder =
+            LogicalPlanBuilder::scan(rollup, provider_as_source(Arc::clone(&self.provider)), None)?
+                .project(columns)?;
+        for filter in &self.filters {
+            builder = builder.filter(filter.clone())?;
+        }
+        Ok(builder)
+    }
+}
+
 impl ReadRollups {
     /// An aggregate over dept_scores joined to indicators on indicator_code, grouped
     /// and filtered by year, dept_code, level1 and level2, summing score and
     /// max_score: answered from level2_totals.
     fn answer_by_level2(&self, aggregate: &Aggregate) -> Result<Option<LogicalPlan>> {
+        let Some(query) = self.level2_query(aggregate)? else {
+            return Ok(None);
+        };
+        let groups = aggregate.group_expr.len();
+        let measures = query.summed.iter().enumerate().map(|(i, summed)| {
+            let field = aggregate.schema.field(groups + i);
+            let over = sum(Expr::Column(Column::new(
+                Some(query.scores.clone()),
+                summed,
+            )));
+            cast(over, field.data_type().clone()).alias(field.name())
+        });
+        let rewritten = query
+            .rows(None)?
+            .aggregate(aggregate.group_expr.clone(), measures)?
+            .build()?;
+        Ok(Some(rewritten))
+    }
+
+    /// `aggregate` taken apart, when level2_totals can answer it and is fresh.
+    pub(super) fn level2_query(&self, aggregate: &Aggregate) -> Result<Option<Level2Query>> {
         let mut filters = Vec::new();
         let mut node = aggregate.input.as_ref();
         let join = loop {
@@ -273,17 +336,17 @@ impl ReadRollups {
         {
             return Ok(None);
         }
-        let groups = aggregate.group_expr.len();
-        let mut measures = Vec::with_capacity(aggregate.aggr_expr.len());
-        for (i, expr) in aggregate.aggr_expr.iter().enumerate() {
-            let field = aggregate.schema.field(groups + i);
+        let mut summed = Vec::with_capacity(aggregate.aggr_expr.len());
+        for expr in &aggregate.aggr_expr {
             let Expr::AggregateFunction(AggregateFunction { func, params }) =
                 expr.clone().unalias()
             else {
                 return Ok(None);
             };
-            let summed = match params.args.as_slice() {
-                [Expr::Column(c)] if c.name == "score" || c.name == "max_score" => c.name.clone(),
+            match params.args.as_slice() {
+                [Expr::Column(c)] if c.name == "score" || c.name == "max_score" => {
+                    summed.push(c.name.clone())
+                }
                 _ => return Ok(None),
             };
             if func.name() != "sum"
@@ -293,50 +356,40 @@ impl ReadRollups {
             {
                 return Ok(None);
             }
-            let over = sum(Expr::Column(Column::new(
-                Some(scores.qualifier.clone()),
-                summed,
-            )));
-            measures.push(cast(over, field.data_type().clone()).alias(field.name()));
         }
         let Some(provider) = self.rollups.fresh("level2_totals") else {
             return Ok(None);
         };
-        // The rollup's columns under the names each side's columns go by above the join.
-        let named =
-            |name: &str, side: &TableReference| col(name).alias_qualified(Some(side.clone()), name);
-        let rollup = TableReference::full(super::CATALOG, "public", "level2_totals");
-        let mut builder = LogicalPlanBuilder::scan(rollup, provider_as_source(provider), None)?
-            .project(vec![
-                named("year", &scores.qualifier),
-                named("dept_code", &scores.qualifier),
-                named("level1", &indicators.qualifier),
-                named("level2", &indicators.qualifier),
-                named("score", &scores.qualifier),
-                named("max_score", &scores.qualifier),
-            ])?;
-        for filter in filters {
-            // Below an alias the scan's filters name the table; name the side instead.
-            let filter = filter
-                .transform(|e| {
-                    Ok(match e {
-                        Expr::Column(c) => {
-                            let side = match SCORE_SIDE.contains(&c.name.as_str()) {
-                                true => &scores.qualifier,
-                                false => &indicators.qualifier,
-                            };
-                            Transformed::yes(Expr::Column(Column::new(Some(side.clone()), c.name)))
-                        }
-                        other => Transformed::no(other),
+        // Below an alias the scan's filters name the table; name the side instead.
+        let filters = filters
+            .into_iter()
+            .map(|filter| {
+                filter
+                    .transform(|e| {
+                        Ok(match e {
+                            Expr::Column(c) => {
+                                let side = match SCORE_SIDE.contains(&c.name.as_str()) {
+                                    true => &scores.qualifier,
+                                    false => &indicators.qualifier,
+                                };
+                                Transformed::yes(Expr::Column(Column::new(
+                                    Some(side.clone()),
+                                    c.name,
+                                )))
+                            }
+                            other => Transformed::no(other),
+                        })
                     })
-                })?
-                .data;
-            builder = builder.filter(filter)?;
-        }
-        let rewritten = builder
-            .aggregate(aggregate.group_expr.clone(), measures)?
-            .build()?;
-        Ok(Some(rewritten))
+                    .map(|t| t.data)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(Level2Query {
+            scores: scores.qualifier,
+            indicators: indicators.qualifier,
+            filters,
+            summed,
+            provider,
+        }))
     }
 }
 

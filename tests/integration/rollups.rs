@@ -28,7 +28,123 @@ fn calls() -> Vec<String> {
     calls.push("SELECT rank, dept_code FROM dept_ranking(2023) WHERE rank <= 5".into());
     calls.extend(plain_sql().into_iter().map(|(sql, _)| sql));
     calls.extend(level2_sql().into_iter().map(|(sql, _)| sql));
+    calls.extend(ranked_sql().into_iter().map(|(sql, _)| sql));
     calls
+}
+
+/// Plain SQL ranking level-2 subtotals from the bottom, and whether the ranks
+/// level2_totals stores can answer it (the window is the same rank).
+fn ranked_sql() -> Vec<(String, bool)> {
+    // The subtotals of `filter`, grouped by `group`, ranked by `rank`, bottom `n` kept.
+    let ranked = |group: &str, filter: &str, rank: &str, n: u32| {
+        let order = group.replace("s.", "").replace("i.", "");
+        format!(
+            "SELECT * FROM (SELECT *, {rank} AS r FROM (\
+               SELECT {group}, sum(s.score) AS score, sum(s.max_score) AS max_score \
+               FROM dept_scores s JOIN indicators i ON i.indicator_code = s.indicator_code \
+               {filter} GROUP BY {group}) t) u \
+             WHERE r <= {n} ORDER BY {order}, r"
+        )
+    };
+    let by_level2 = "i.level1, i.level2, s.dept_code";
+    let by_year = "s.year, i.level1, i.level2, s.dept_code";
+    let rate = "score_rate(score, max_score)";
+    let exact = "CASE WHEN max_score = 0 THEN NULL \
+                 ELSE CAST(score * 1000 AS DOUBLE) / CAST(max_score * 1000 AS DOUBLE) END";
+    let over = |partition: &str, order: &str| {
+        format!("RANK() OVER (PARTITION BY {partition} ORDER BY {order})")
+    };
+    let mut queries = vec![
+        (
+            include_str!("../../benches/compare/questions/callouts.plain.sql").to_string(),
+            true,
+        ),
+        (
+            ranked(
+                by_level2,
+                "WHERE s.year = 2022",
+                &over("level2, level1", rate),
+                1,
+            ),
+            true,
+        ),
+        (
+            ranked(
+                by_level2,
+                "WHERE 2024 = s.year AND i.framework = 'dept'",
+                &over("level1, level2", exact),
+                3,
+            ),
+            true,
+        ),
+        (
+            ranked(by_year, "", &over("year, level1, level2", rate), 2),
+            true,
+        ),
+        (
+            ranked(
+                by_year,
+                "WHERE s.year = 2023 AND i.level1 = '产出'",
+                &over("level1, level2", &format!("{rate} ASC NULLS LAST")),
+                3,
+            ),
+            true,
+        ),
+    ];
+    for (group, filter, rank) in [
+        // From the top, not the bottom.
+        (
+            by_level2,
+            "WHERE s.year = 2023",
+            over("level1, level2", &format!("{rate} DESC")),
+        ),
+        (
+            by_level2,
+            "WHERE s.year = 2023",
+            format!("DENSE_RANK() OVER (PARTITION BY level1, level2 ORDER BY {rate})"),
+        ),
+        (
+            by_level2,
+            "WHERE s.year = 2023",
+            format!("ROW_NUMBER() OVER (PARTITION BY level1, level2 ORDER BY {rate}, dept_code)"),
+        ),
+        // Fewer departments ranked than the year's.
+        (
+            by_level2,
+            "WHERE s.year = 2023 AND s.dept_code IN ('101', '150', '160')",
+            over("level1, level2", rate),
+        ),
+        // Rates that can tie differently: each score rounded to a double first.
+        (
+            by_level2,
+            "WHERE s.year = 2023",
+            over(
+                "level1, level2",
+                "CAST(score AS DOUBLE) / CAST(max_score AS DOUBLE)",
+            ),
+        ),
+        (
+            by_level2,
+            "WHERE s.year = 2023",
+            over("level1, level2", "score"),
+        ),
+        // Ranked across level-1 indicators, or across years.
+        (by_level2, "WHERE s.year = 2023", over("level2", rate)),
+        (
+            by_level2,
+            "WHERE s.year >= 2022",
+            over("level1, level2", rate),
+        ),
+        (
+            by_year,
+            "WHERE s.year >= 2022",
+            over("level1, level2", rate),
+        ),
+        (by_year, "", over("level1, level2, dept_code", rate)),
+    ] {
+        queries.push((ranked(group, filter, &rank, 3), false));
+    }
+    queries
 }
 
 /// Plain SQL joining dept_scores to indicators, and whether level2_totals can answer it.
@@ -135,6 +251,17 @@ fn plain_sql() -> Vec<(String, bool)> {
     queries
 }
 
+/// Whether `sql` reads its ranks from level2_totals on `engine`: its plan ranks nothing.
+async fn reads_ranks(engine: &Engine, sql: &str) -> bool {
+    let batches = engine.query(&format!("EXPLAIN {sql}")).await.unwrap();
+    let text = pretty_format_batches(&batches).unwrap().to_string();
+    assert!(
+        text.contains("WindowAggExec") || text.contains("rank_from_bottom"),
+        "{text}"
+    );
+    !text.contains("WindowAggExec")
+}
+
 /// Whether `sql` reads `rollup` on `engine`, as its EXPLAIN shows.
 async fn reads(engine: &Engine, sql: &str, rollup: &str) -> bool {
     let batches = engine.query(&format!("EXPLAIN {sql}")).await.unwrap();
@@ -182,6 +309,15 @@ async fn same_as_raw(warehouse: &Warehouse, as_of: AsOf, when: &str) -> Vec<&'st
             );
             assert!(!reads(&raw, &sql, rollup).await, "{when}: {sql}");
         }
+    }
+    for (sql, answerable) in ranked_sql() {
+        let fresh = in_use.contains(&"level2_totals");
+        assert_eq!(
+            reads_ranks(&with, &sql).await,
+            answerable && fresh,
+            "{when}: {sql}"
+        );
+        assert!(!reads_ranks(&raw, &sql).await, "{when}: {sql}");
     }
     in_use
 }
