@@ -17,7 +17,8 @@
 //!    - [`output`]: what the CLI and the HTTP API share about writing results.
 //! 4. The engine and what runs in it
 //!    - [`rollup`]: per-year summaries of dept_scores built at ingest, which the table
-//!      functions read while they are fresh for the versions a session reads.
+//!      functions, and plain SQL's aggregates and bottom-n ranks through an optimizer
+//!      rule, read while they are fresh for the versions a session reads.
 //!    - [`functions`]: kpidb's SQL functions, one file each.
 //!    - [`engine`]: [`Engine`], the one place a DataFusion session is built; the
 //!      cluster (layer 6) changes where plans run through its [`engine::SessionHook`].
