@@ -33,7 +33,11 @@ impl Source {
     /// A plain DataFusion session with every table of an export registered over its
     /// Parquet files (`year` from the hive path, as an INT).
     pub async fn plain(dir: &Path) -> Result<Self> {
-        let config = SessionConfig::new().with_target_partitions(crate::engine::num_cpus());
+        let config = SessionConfig::from_env().map_err(|e| {
+            Error::usage(format!(
+                "a DATAFUSION_* environment variable is not a valid setting: {e}"
+            ))
+        })?;
         let ctx = SessionContext::new_with_config(config);
         for def in TABLES {
             let path = dir.join(def.name);
@@ -57,24 +61,55 @@ impl Source {
         Ok(Source::Plain(ctx))
     }
 
-    /// Runs `sql`: (milliseconds to the logical plan, table functions expanded;
-    /// milliseconds in all, to the last row; the rows).
-    async fn run(&self, sql: &str) -> Result<(f64, f64, Vec<RecordBatch>)> {
+    /// Runs `sql` as `DataFrame::collect` does, timing each stage.
+    async fn run(&self, sql: &str) -> Result<Run> {
         let start = Instant::now();
+        let since = |start: Instant| start.elapsed().as_secs_f64() * 1000.0;
         let frame = match self {
             Source::Warehouse(engine) => engine.sql(sql).await?,
             Source::Plain(ctx) => ctx.sql(sql).await?,
         };
-        let planned = start.elapsed().as_secs_f64() * 1000.0;
-        let rows = frame.collect().await?;
-        Ok((planned, start.elapsed().as_secs_f64() * 1000.0, rows))
+        let planned = since(start);
+        let (state, plan) = frame.into_parts();
+        let optimized = state.optimize(&plan)?;
+        let optimized_at = since(start);
+        let physical = state
+            .query_planner()
+            .create_physical_plan(&optimized, &state)
+            .await?;
+        let physical_at = since(start);
+        let rows = datafusion::physical_plan::collect(physical, state.task_ctx()).await?;
+        Ok(Run {
+            plan: planned,
+            optimize: optimized_at - planned,
+            physical: physical_at - optimized_at,
+            total: since(start),
+            rows,
+        })
     }
+}
+
+/// One run's milliseconds, stage by stage, and its rows.
+struct Run {
+    /// Until the logical plan was made (parsed, table functions expanded).
+    plan: f64,
+    /// In the logical optimizer (the rollup rewrites included).
+    optimize: f64,
+    /// In the physical planner and its optimizer.
+    physical: f64,
+    /// In all, to the last row.
+    total: f64,
+    rows: Vec<RecordBatch>,
 }
 
 pub struct Timing {
     pub millis: Vec<f64>,
     /// Of each run, the part until the logical plan was made.
     pub plan_millis: Vec<f64>,
+    /// Of each run, the part in the logical optimizer.
+    pub optimize_millis: Vec<f64>,
+    /// Of each run, the part in physical planning.
+    pub physical_millis: Vec<f64>,
     pub result: Vec<RecordBatch>,
 }
 
@@ -87,12 +122,15 @@ impl Timing {
         median(&self.millis)
     }
 
-    /// `{"times_ms":[…],"median_ms":…,"plan_median_ms":…,"rows":…}`
+    /// `{"times_ms":[…],"median_ms":…,"plan_median_ms":…,"optimize_median_ms":…,
+    /// "physical_median_ms":…,"rows":…}`: execution is the rest of the median.
     pub fn json(&self) -> String {
         serde_json::json!({
             "times_ms": self.millis,
             "median_ms": self.median(),
             "plan_median_ms": median(&self.plan_millis),
+            "optimize_median_ms": median(&self.optimize_millis),
+            "physical_median_ms": median(&self.physical_millis),
             "rows": self.rows(),
         })
         .to_string()
@@ -112,18 +150,22 @@ fn median(values: &[f64]) -> f64 {
 /// Runs `sql` once untimed (warming the file cache and the table metadata), then
 /// `runs` times, each from planning to the last row collected.
 pub async fn time(source: &Source, sql: &str, runs: usize) -> Result<Timing> {
-    let (_, _, mut result) = source.run(sql).await?;
-    let mut millis = Vec::with_capacity(runs);
-    let mut plan_millis = Vec::with_capacity(runs);
+    let mut result = source.run(sql).await?.rows;
+    let mut timing = Timing {
+        millis: Vec::with_capacity(runs),
+        plan_millis: Vec::with_capacity(runs),
+        optimize_millis: Vec::with_capacity(runs),
+        physical_millis: Vec::with_capacity(runs),
+        result: Vec::new(),
+    };
     for _ in 0..runs {
-        let (planned, total, rows) = source.run(sql).await?;
-        plan_millis.push(planned);
-        millis.push(total);
-        result = rows;
+        let run = source.run(sql).await?;
+        timing.plan_millis.push(run.plan);
+        timing.optimize_millis.push(run.optimize);
+        timing.physical_millis.push(run.physical);
+        timing.millis.push(run.total);
+        result = run.rows;
     }
-    Ok(Timing {
-        millis,
-        plan_millis,
-        result,
-    })
+    timing.result = result;
+    Ok(timing)
 }

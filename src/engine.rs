@@ -65,7 +65,7 @@ impl Engine {
             .with_object_store_registry(Arc::new(BucketRegistry::new(warehouse.storage().clone())))
             .build_arc()?;
         let state = SessionStateBuilder::new()
-            .with_config(Self::session_config())
+            .with_config(Self::session_config()?)
             .with_runtime_env(runtime)
             .with_default_features()
             .build();
@@ -82,11 +82,16 @@ impl Engine {
         Self::open_with(warehouse, as_of, options).await
     }
 
-    /// The session settings every kpidb session starts from.
-    pub fn session_config() -> SessionConfig {
-        SessionConfig::new()
-            .with_information_schema(true)
-            .with_target_partitions(num_cpus())
+    /// The session settings every kpidb session starts from: DataFusion's defaults,
+    /// then any `DATAFUSION_*` environment variable (as `datafusion-cli` reads them, e.g.
+    /// `DATAFUSION_EXECUTION_TARGET_PARTITIONS=4`), with the information schema on.
+    pub fn session_config() -> Result<SessionConfig> {
+        let config = SessionConfig::from_env().map_err(|e| {
+            Error::usage(format!(
+                "a DATAFUSION_* environment variable is not a valid setting: {e}"
+            ))
+        })?;
+        Ok(config.with_information_schema(true))
     }
 
     /// Opens the warehouse into a session state the caller built (a server adds
@@ -385,10 +390,4 @@ fn closest<'a>(written: &str, names: impl Iterator<Item = &'a str>) -> Option<&'
         .filter(|(distance, name)| *distance <= 3.max(name.len() / 3))
         .min()
         .map(|(_, name)| name)
-}
-
-pub(crate) fn num_cpus() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
 }

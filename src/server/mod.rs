@@ -123,7 +123,7 @@ pub async fn start(
     };
     let budget = budget::Budget::new(settings.memory_limit);
     let state = SessionStateBuilder::new()
-        .with_config(Engine::session_config())
+        .with_config(Engine::session_config()?)
         .with_runtime_env(limits::runtime(&budget, settings.memory_limit, &warehouse)?)
         .with_default_features()
         // No CREATE EXTERNAL TABLE formats: the server reads only the warehouse.

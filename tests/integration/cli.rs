@@ -196,6 +196,57 @@ fn errors_are_one_clear_line_and_exit_non_zero() {
 }
 
 #[test]
+fn datafusion_settings_come_from_the_environment() {
+    let data = kpidb::sample::shipped::warehouse().unwrap();
+    let setting = "SELECT value FROM information_schema.df_settings \
+                   WHERE name = 'datafusion.execution.target_partitions'";
+    let with = |value: &str| {
+        kpidb()
+            .env("DATAFUSION_EXECUTION_TARGET_PARTITIONS", value)
+            .arg("--data")
+            .arg(&data)
+            .args(["query", "--format", "csv", setting])
+            .output()
+            .unwrap()
+    };
+    let out = with("3");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "value\n3\n");
+    // A ranking answers the same with one partition.
+    let one = kpidb()
+        .env("DATAFUSION_EXECUTION_TARGET_PARTITIONS", "1")
+        .arg("--data")
+        .arg(&data)
+        .args([
+            "query",
+            "--format",
+            "csv",
+            "SELECT * FROM dept_ranking(2023)",
+        ])
+        .output()
+        .unwrap();
+    let default = run(
+        &data,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "SELECT * FROM dept_ranking(2023)",
+        ],
+    );
+    assert!(one.status.success(), "{}", stderr(&one));
+    assert_eq!(stdout(&one), stdout(&default));
+
+    let out = with("many");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains("DATAFUSION_* environment variable"), "{err}");
+    assert!(err.contains("target_partitions"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
 fn the_repl_runs_statements_across_lines_and_survives_errors() {
     let data = kpidb::sample::shipped::warehouse().unwrap();
     let mut child = kpidb()
