@@ -104,6 +104,7 @@ impl Engine {
     ) -> Result<Self> {
         let state = SessionStateBuilder::new_from_existing(state)
             .with_physical_optimizer_rule(Arc::new(crate::functions::UnreachedLimits))
+            .with_physical_optimizer_rule(Arc::new(crate::decimal::ExactDecimalProducts))
             .build();
         let ctx = SessionContext::new_with_state(state);
         // A warehouse in a bucket: plans that read its data files directly (on a

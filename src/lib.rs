@@ -15,6 +15,8 @@
 //! 3. SQL helpers
 //!    - [`shape`]: parsed SQL made shallow (long OR lists to IN, long chains refused) for every surface.
 //!    - [`output`]: what the CLI and the HTTP API share about writing results.
+//!    - [`decimal`]: decimal products multiplied without per-row overflow checks where
+//!      the operands' precisions rule overflow out (a physical rule every session has).
 //! 4. The engine and what runs in it
 //!    - [`rollup`]: per-year summaries of dept_scores built at ingest, which the table
 //!      functions, and plain SQL's aggregates and bottom-n ranks through an optimizer
@@ -45,6 +47,7 @@
 pub mod bench;
 pub mod cli;
 pub mod cluster;
+pub mod decimal;
 pub mod engine;
 pub mod error;
 pub mod export;

@@ -13,6 +13,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("storage", 2),
     ("shape", 3),
     ("output", 3),
+    ("decimal", 3),
     ("rollup", 4),
     ("functions", 4),
     ("engine", 4),

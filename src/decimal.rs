@@ -1,0 +1,478 @@
+//! Decimal products without overflow checks where the types rule overflow out.
+//!
+//! Arrow multiplies `Decimal128` values with a checked multiplication per row, which
+//! is most of a filtered pass over the scores (`WHERE score * 10 < max_score * 6`):
+//! checked 128-bit multiplication does not vectorise. But a `Decimal128(p1, s1)` times
+//! a `Decimal128(p2, s2)` is typed `Decimal128(p1 + p2 + 1, s1 + s2)`, and when
+//! `p1 + p2 ≤ 37` every product of valid values is below 10^37, far from the i128
+//! limit: the check can never fire. [`ExactDecimalProducts`] swaps such products in
+//! filters and projections for [`DecimalProduct`], which multiplies without the check
+//! and gives the same values, type and nulls. Everything else about the expression
+//! (its display, bounds, statistics) is the original's.
+
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{AsArray, PrimitiveArray};
+use datafusion::arrow::compute::kernels::numeric::mul;
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, FieldRef, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::{Result, ScalarValue};
+use datafusion::logical_expr::interval_arithmetic::Interval;
+use datafusion::logical_expr::sort_properties::ExprProperties;
+use datafusion::logical_expr::{ColumnarValue, Operator};
+use datafusion::physical_expr::expressions::BinaryExpr;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr_common::datum::apply;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
+use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
+use datafusion::physical_plan::ExecutionPlan;
+
+/// Highest `p1 + p2` whose products cannot overflow an i128: |x·y| < 10^(p1 + p2).
+const MAX_DIGITS: u8 = 37;
+
+/// The physical rule: decimal products in `FilterExec` predicates and
+/// `ProjectionExec` expressions become [`DecimalProduct`]s where the operands'
+/// precisions rule out overflow.
+#[derive(Debug, Default)]
+pub struct ExactDecimalProducts;
+
+impl PhysicalOptimizerRule for ExactDecimalProducts {
+    fn name(&self) -> &str {
+        "ExactDecimalProducts"
+    }
+
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            if let Some(filter) = node.downcast_ref::<FilterExec>() {
+                let predicate = unchecked(filter.predicate(), &filter.input().schema())?;
+                if !predicate.transformed {
+                    return Ok(Transformed::no(node));
+                }
+                let filter = FilterExecBuilder::from(filter)
+                    .with_predicate(predicate.data)
+                    .build()?;
+                return Ok(Transformed::yes(Arc::new(filter)));
+            }
+            if let Some(projection) = node.downcast_ref::<ProjectionExec>() {
+                let schema = projection.input().schema();
+                let mut changed = false;
+                let mut exprs = Vec::with_capacity(projection.expr().len());
+                for e in projection.expr() {
+                    let expr = unchecked(&e.expr, &schema)?;
+                    changed |= expr.transformed;
+                    exprs.push(ProjectionExpr {
+                        expr: expr.data,
+                        alias: e.alias.clone(),
+                    });
+                }
+                if !changed {
+                    return Ok(Transformed::no(node));
+                }
+                let projection = ProjectionExec::try_new_with_schema_metadata(
+                    exprs,
+                    Arc::clone(projection.input()),
+                    &projection.schema(),
+                )?;
+                return Ok(Transformed::yes(Arc::new(projection)));
+            }
+            Ok(Transformed::no(node))
+        })
+        .data()
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// `expr` with every decimal product that cannot overflow made a [`DecimalProduct`].
+fn unchecked(
+    expr: &Arc<dyn PhysicalExpr>,
+    schema: &Schema,
+) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
+    Arc::clone(expr).transform_up(|e| {
+        let Some(binary) = e.downcast_ref::<BinaryExpr>() else {
+            return Ok(Transformed::no(e));
+        };
+        if *binary.op() != Operator::Multiply {
+            return Ok(Transformed::no(e));
+        }
+        let types = (
+            binary.left().data_type(schema)?,
+            binary.right().data_type(schema)?,
+            e.data_type(schema)?,
+        );
+        match types {
+            (
+                DataType::Decimal128(p1, _),
+                DataType::Decimal128(p2, _),
+                DataType::Decimal128(p, s),
+            ) if p1 + p2 <= MAX_DIGITS && p > p1 + p2 => {
+                Ok(Transformed::yes(Arc::new(DecimalProduct {
+                    inner: Arc::new(binary.clone()),
+                    precision: p,
+                    scale: s,
+                    operands: (p1, p2),
+                })))
+            }
+            _ => Ok(Transformed::no(e)),
+        }
+    })
+}
+
+/// Highest number of decimal digits whose products fit in an i64 (< 9.2·10^18).
+const I64_DIGITS: u8 = 18;
+
+/// `values` (of `digits` digits at most) times the scalar `v`, unchecked: the product
+/// cannot overflow (see [`MAX_DIGITS`]); in 64 bits where `v`'s own digits allow.
+fn times(
+    values: &PrimitiveArray<Decimal128Type>,
+    digits: u8,
+    v: i128,
+) -> PrimitiveArray<Decimal128Type> {
+    let limit = 10_u128.pow(u32::from(I64_DIGITS.saturating_sub(digits)));
+    if digits <= I64_DIGITS && v.unsigned_abs() < limit {
+        let v = v as i64;
+        values.unary(|x: i128| (x as i64).wrapping_mul(v) as i128)
+    } else {
+        values.unary(|x: i128| x.wrapping_mul(v))
+    }
+}
+
+/// `left * right` of two `Decimal128`s whose product cannot overflow, multiplied
+/// without a per-row check; `inner` is the product as DataFusion planned it.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct DecimalProduct {
+    inner: Arc<BinaryExpr>,
+    precision: u8,
+    scale: i8,
+    /// The operands' precisions.
+    operands: (u8, u8),
+}
+
+impl fmt::Display for DecimalProduct {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl PhysicalExpr for DecimalProduct {
+    fn data_type(&self, _input_schema: &Schema) -> Result<DataType> {
+        Ok(DataType::Decimal128(self.precision, self.scale))
+    }
+
+    fn nullable(&self, input_schema: &Schema) -> Result<bool> {
+        self.inner.nullable(input_schema)
+    }
+
+    fn return_field(&self, input_schema: &Schema) -> Result<FieldRef> {
+        self.inner.return_field(input_schema)
+    }
+
+    fn evaluate(&self, batch: &RecordBatch) -> Result<ColumnarValue> {
+        let left = self.inner.left().evaluate(batch)?;
+        let right = self.inner.right().evaluate(batch)?;
+        let (p1, p2) = self.operands;
+        let product: PrimitiveArray<Decimal128Type> = match (&left, &right) {
+            (ColumnarValue::Array(l), ColumnarValue::Array(r)) => {
+                let (l, r) = (
+                    l.as_primitive::<Decimal128Type>(),
+                    r.as_primitive::<Decimal128Type>(),
+                );
+                if p1 + p2 <= I64_DIGITS {
+                    // Operands and product all fit in 64 bits: one machine multiply.
+                    datafusion::arrow::compute::binary(l, r, |x: i128, y: i128| {
+                        (x as i64).wrapping_mul(y as i64) as i128
+                    })?
+                } else {
+                    datafusion::arrow::compute::binary(l, r, i128::wrapping_mul)?
+                }
+            }
+            (
+                ColumnarValue::Array(a),
+                ColumnarValue::Scalar(ScalarValue::Decimal128(Some(v), ..)),
+            ) => times(a.as_primitive::<Decimal128Type>(), p1, *v),
+            (
+                ColumnarValue::Scalar(ScalarValue::Decimal128(Some(v), ..)),
+                ColumnarValue::Array(a),
+            ) => times(a.as_primitive::<Decimal128Type>(), p2, *v),
+            // Two scalars, or a null one: once per batch, the checked way.
+            _ => return apply(&left, &right, mul),
+        };
+        let product = product.with_precision_and_scale(self.precision, self.scale)?;
+        debug_assert_eq!(product.len(), batch.num_rows());
+        Ok(ColumnarValue::Array(Arc::new(product)))
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
+        self.inner.children()
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn PhysicalExpr>>,
+    ) -> Result<Arc<dyn PhysicalExpr>> {
+        let right = children.pop();
+        let left = children.pop();
+        let (Some(left), Some(right), true) = (left, right, children.is_empty()) else {
+            return datafusion::common::internal_err!("a decimal product has two children");
+        };
+        Ok(Arc::new(DecimalProduct {
+            inner: Arc::new(BinaryExpr::new(left, Operator::Multiply, right)),
+            precision: self.precision,
+            scale: self.scale,
+            operands: self.operands,
+        }))
+    }
+
+    fn evaluate_bounds(&self, children: &[&Interval]) -> Result<Interval> {
+        self.inner.evaluate_bounds(children)
+    }
+
+    fn propagate_constraints(
+        &self,
+        interval: &Interval,
+        children: &[&Interval],
+    ) -> Result<Option<Vec<Interval>>> {
+        self.inner.propagate_constraints(interval, children)
+    }
+
+    fn get_properties(&self, children: &[ExprProperties]) -> Result<ExprProperties> {
+        self.inner.get_properties(children)
+    }
+
+    fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt_sql(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use datafusion::arrow::array::{Array, Decimal128Array};
+    use datafusion::arrow::datatypes::Field;
+    use datafusion::arrow::util::pretty::pretty_format_batches;
+    use datafusion::datasource::MemTable;
+    use datafusion::execution::SessionStateBuilder;
+    use datafusion::prelude::{SessionConfig, SessionContext};
+
+    /// Scores as the warehouse types them, with the extremes of their precision,
+    /// negatives and nulls, over several batches.
+    fn scores() -> (Arc<Schema>, Vec<RecordBatch>) {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("score", DataType::Decimal128(7, 2), true),
+            Field::new("max_score", DataType::Decimal128(7, 2), true),
+            Field::new("amount", DataType::Decimal128(18, 2), true),
+        ]));
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let batches = (0..4)
+            .map(|_| {
+                let column = |limit: i128, next: &mut dyn FnMut() -> u64| {
+                    let values: Vec<Option<i128>> = (0..1000)
+                        .map(|i| match (i, next() % 10) {
+                            (0, _) => Some(limit - 1),
+                            (1, _) => Some(-(limit - 1)),
+                            (2, _) | (_, 0) => None,
+                            _ => Some((next() as i128) % limit),
+                        })
+                        .collect();
+                    values
+                };
+                let score = column(10_i128.pow(7), &mut next);
+                let max_score = column(10_i128.pow(7), &mut next);
+                let amount = column(10_i128.pow(18), &mut next);
+                let array = |values: Vec<Option<i128>>, p: u8| {
+                    Arc::new(
+                        Decimal128Array::from(values)
+                            .with_precision_and_scale(p, 2)
+                            .unwrap(),
+                    ) as Arc<dyn Array>
+                };
+                RecordBatch::try_new(
+                    Arc::clone(&schema),
+                    vec![array(score, 7), array(max_score, 7), array(amount, 18)],
+                )
+                .unwrap()
+            })
+            .collect();
+        (schema, batches)
+    }
+
+    fn session(exact: bool) -> SessionContext {
+        let mut builder = SessionStateBuilder::new()
+            .with_config(SessionConfig::new().with_target_partitions(2))
+            .with_default_features();
+        if exact {
+            builder = builder.with_physical_optimizer_rule(Arc::new(ExactDecimalProducts));
+        }
+        let ctx = SessionContext::new_with_state(builder.build());
+        let (schema, batches) = scores();
+        let table = MemTable::try_new(schema, vec![batches]).unwrap();
+        ctx.register_table("s", Arc::new(table)).unwrap();
+        ctx
+    }
+
+    async fn answer(ctx: &SessionContext, sql: &str) -> String {
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let schema = batches[0].schema();
+        let types: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type().to_string())
+            .collect();
+        format!(
+            "{}\n{}",
+            types.join(", "),
+            pretty_format_batches(&batches).unwrap()
+        )
+    }
+
+    async fn uses_products(ctx: &SessionContext, sql: &str) -> usize {
+        let plan = ctx
+            .sql(sql)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let mut found = 0;
+        plan.apply(|node| {
+            node.apply_expressions(&mut |e| {
+                e.apply(|e| {
+                    if e.is::<DecimalProduct>() {
+                        found += 1;
+                    }
+                    Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+                })
+            })
+        })
+        .unwrap();
+        found
+    }
+
+    #[tokio::test]
+    async fn products_equal_the_checked_ones_in_filters_and_projections() {
+        let exact = session(true);
+        let checked = session(false);
+        for (sql, products) in [
+            (
+                "SELECT count(*), sum(score) FROM s WHERE score * 10 < max_score * 6",
+                2,
+            ),
+            (
+                "SELECT score * max_score AS p FROM s ORDER BY p NULLS FIRST",
+                1,
+            ),
+            (
+                "SELECT 3 * score AS p, score * -2 AS q FROM s ORDER BY p, q",
+                2,
+            ),
+            ("SELECT score * amount AS p FROM s ORDER BY p", 1),
+            ("SELECT score * max_score * score AS p FROM s ORDER BY p", 2),
+            (
+                "SELECT count(*) FROM s WHERE score * max_score > amount OR score IS NULL",
+                1,
+            ),
+            ("SELECT amount * amount AS p FROM s ORDER BY p", 1),
+            // At the edge of 64 bits and past it, on either side.
+            (
+                "SELECT score * 99999999999 AS p, 100000000000 * score AS q FROM s ORDER BY p, q",
+                2,
+            ),
+            (
+                "SELECT amount * CAST(3 AS DECIMAL(2, 0)) AS p, \
+                        CAST(-7 AS DECIMAL(3, 0)) * amount AS q FROM s ORDER BY p, q",
+                2,
+            ),
+            (
+                "SELECT CAST(score AS DECIMAL(11, 2)) * CAST(max_score AS DECIMAL(7, 2)) AS p, \
+                        CAST(score AS DECIMAL(12, 2)) * max_score AS q FROM s ORDER BY p, q",
+                2,
+            ),
+            // Too wide to be sure: left to the checked product.
+            (
+                "SELECT CAST(score AS DECIMAL(31, 2)) * max_score AS p FROM s ORDER BY p",
+                0,
+            ),
+        ] {
+            assert_eq!(
+                answer(&exact, sql).await,
+                answer(&checked, sql).await,
+                "{sql}"
+            );
+            assert_eq!(uses_products(&exact, sql).await, products, "{sql}");
+            assert_eq!(uses_products(&checked, sql).await, 0, "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_null_or_scalar_operand_is_multiplied_the_checked_way() {
+        use datafusion::physical_expr::expressions::{col, lit};
+        let (schema, batches) = scores();
+        let score = col("score", &schema).unwrap();
+        for (other, nulls) in [
+            (lit(ScalarValue::Decimal128(None, 7, 2)), 1000),
+            (lit(ScalarValue::Decimal128(Some(250), 7, 2)), 0),
+        ] {
+            let planned: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
+                Arc::clone(&score),
+                Operator::Multiply,
+                other,
+            ));
+            let exact = unchecked(&planned, &schema).unwrap();
+            assert!(exact.transformed);
+            assert!(exact.data.is::<DecimalProduct>());
+            let want = planned
+                .evaluate(&batches[0])
+                .unwrap()
+                .into_array(1000)
+                .unwrap();
+            let got = exact
+                .data
+                .evaluate(&batches[0])
+                .unwrap()
+                .into_array(1000)
+                .unwrap();
+            assert_eq!(got.data_type(), &DataType::Decimal128(15, 4));
+            assert_eq!(got.as_ref(), want.as_ref());
+            assert!(got.null_count() >= nulls);
+        }
+        let two = lit(ScalarValue::Decimal128(Some(2), 7, 0));
+        let scalars: Arc<dyn PhysicalExpr> =
+            Arc::new(BinaryExpr::new(Arc::clone(&two), Operator::Multiply, two));
+        let exact = unchecked(&scalars, &schema).unwrap().data;
+        let got = exact.evaluate(&batches[0]).unwrap();
+        assert!(
+            matches!(
+                got,
+                ColumnarValue::Scalar(ScalarValue::Decimal128(Some(4), 15, 0))
+            ),
+            "{got:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_overflowing_product_still_fails_as_before() {
+        let sql = "SELECT amount * amount * amount * amount AS p FROM s";
+        for ctx in [session(true), session(false)] {
+            let err = ctx.sql(sql).await.unwrap().collect().await.unwrap_err();
+            assert!(err.to_string().contains("Overflow"), "{err}");
+        }
+    }
+}
