@@ -44,7 +44,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 QUESTIONS_DIR = os.path.join(HERE, "questions")
 DUCK = os.path.join(HERE, "duck.py")
 
-QUESTIONS = ["ranking", "callouts", "trend", "grades", "exante", "scan"]
+QUESTIONS = ["ranking", "callouts", "trend", "grades", "exante", "scan", "filtered"]
 # `city` is the shipped sample's size (about 4,600 dept_scores rows): a smoke test.
 SCALES = ["city", "1m", "10m", "50m", "100m"]
 # Shapes of the same rows (`kpidb gen-sample --scale SIZE-SHAPE`); standard is the size alone.
