@@ -11,7 +11,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 
 use crate::model::TABLES;
 use crate::{Engine, Error, Result};
@@ -33,12 +33,7 @@ impl Source {
     /// A plain DataFusion session with every table of an export registered over its
     /// Parquet files (`year` from the hive path, as an INT).
     pub async fn plain(dir: &Path) -> Result<Self> {
-        let config = SessionConfig::from_env().map_err(|e| {
-            Error::usage(format!(
-                "a DATAFUSION_* environment variable is not a valid setting: {e}"
-            ))
-        })?;
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = SessionContext::new_with_config(crate::engine::datafusion_config()?);
         for def in TABLES {
             let path = dir.join(def.name);
             if !path.is_dir() {
@@ -150,13 +145,12 @@ fn median(values: &[f64]) -> f64 {
 /// Runs `sql` once untimed (warming the file cache and the table metadata), then
 /// `runs` times, each from planning to the last row collected.
 pub async fn time(source: &Source, sql: &str, runs: usize) -> Result<Timing> {
-    let mut result = source.run(sql).await?.rows;
     let mut timing = Timing {
         millis: Vec::with_capacity(runs),
         plan_millis: Vec::with_capacity(runs),
         optimize_millis: Vec::with_capacity(runs),
         physical_millis: Vec::with_capacity(runs),
-        result: Vec::new(),
+        result: source.run(sql).await?.rows,
     };
     for _ in 0..runs {
         let run = source.run(sql).await?;
@@ -164,8 +158,7 @@ pub async fn time(source: &Source, sql: &str, runs: usize) -> Result<Timing> {
         timing.optimize_millis.push(run.optimize);
         timing.physical_millis.push(run.physical);
         timing.millis.push(run.total);
-        result = run.rows;
+        timing.result = run.rows;
     }
-    timing.result = result;
     Ok(timing)
 }

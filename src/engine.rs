@@ -86,12 +86,7 @@ impl Engine {
     /// then any `DATAFUSION_*` environment variable (as `datafusion-cli` reads them, e.g.
     /// `DATAFUSION_EXECUTION_TARGET_PARTITIONS=4`), with the information schema on.
     pub fn session_config() -> Result<SessionConfig> {
-        let config = SessionConfig::from_env().map_err(|e| {
-            Error::usage(format!(
-                "a DATAFUSION_* environment variable is not a valid setting: {e}"
-            ))
-        })?;
-        Ok(config.with_information_schema(true))
+        Ok(datafusion_config()?.with_information_schema(true))
     }
 
     /// Opens the warehouse into a session state the caller built (a server adds
@@ -391,4 +386,14 @@ fn closest<'a>(written: &str, names: impl Iterator<Item = &'a str>) -> Option<&'
         .filter(|(distance, name)| *distance <= 3.max(name.len() / 3))
         .min()
         .map(|(_, name)| name)
+}
+
+/// DataFusion's default settings with its `DATAFUSION_*` environment variables applied;
+/// one that is not a valid setting is the user's error, named.
+pub(crate) fn datafusion_config() -> Result<SessionConfig> {
+    SessionConfig::from_env().map_err(|e| {
+        Error::usage(format!(
+            "a DATAFUSION_* environment variable is not a valid setting: {e}"
+        ))
+    })
 }
