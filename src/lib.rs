@@ -67,3 +67,10 @@ pub mod years;
 pub use engine::Engine;
 pub use error::{Error, Result};
 pub use storage::{AsOf, Warehouse, WriteMode};
+
+/// The stack of every thread that plans or runs SQL: the binary's runtime, the
+/// server's query runtime, and an embedding program's threads should have it too.
+/// Statements are shaped to a bounded depth ([`shape`]) and that depth fits with room
+/// to spare, in unoptimised builds too, whose futures and frames are larger. Only
+/// the pages a thread touches take memory.
+pub const THREAD_STACK: usize = 64 << 20;

@@ -10,12 +10,10 @@ fn main() -> ExitCode {
     // RUST_LOG overrides, e.g. RUST_LOG=kpidb=debug to see every refused statement.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("kpidb=info,warn"))
         .init();
-    // Every thread that plans or runs SQL gets a large stack: statements are shaped
-    // to a bounded depth (kpidb::shape), and the bound must fit with room to spare.
-    // Only the pages a thread touches take memory.
+    // Every thread that plans or runs SQL gets a large stack (kpidb::THREAD_STACK).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .thread_stack_size(STACK)
+        .thread_stack_size(kpidb::THREAD_STACK)
         .build()
     {
         Ok(runtime) => runtime,
@@ -26,7 +24,7 @@ fn main() -> ExitCode {
     };
     let main = std::thread::Builder::new()
         .name("kpidb".into())
-        .stack_size(STACK)
+        .stack_size(kpidb::THREAD_STACK)
         .spawn(move || runtime.block_on(kpidb::cli::run(cli)));
     let result = match main.map(|thread| thread.join()) {
         Ok(Ok(result)) => result,
@@ -62,6 +60,3 @@ fn quiet_caught_upload_panic() {
         }
     }));
 }
-
-/// The stack of every thread that plans or runs SQL.
-const STACK: usize = 64 << 20;

@@ -227,7 +227,11 @@ pub fn standalone(
 ) -> Result<ClusterUrl> {
     let (tx, rx) = std::sync::mpsc::channel();
     let cluster = move || {
-        let runtime = match tokio::runtime::Runtime::new() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_stack_size(crate::THREAD_STACK)
+            .enable_all()
+            .build();
+        let runtime = match runtime {
             Ok(runtime) => runtime,
             Err(e) => {
                 let _ = tx.send(Err(Error::usage(format!("in-process cluster: {e}"))));
@@ -278,6 +282,7 @@ pub fn standalone(
     };
     std::thread::Builder::new()
         .name("kpidb-cluster".into())
+        .stack_size(crate::THREAD_STACK)
         .spawn(cluster)
         .map_err(|e| Error::usage(format!("in-process cluster: {e}")))?;
     rx.recv()

@@ -538,8 +538,7 @@ fn query_runtime() -> &'static tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
             .thread_name("kpidb-query")
-            // Plans are deep: the same stack as every thread that runs SQL.
-            .thread_stack_size(64 << 20)
+            .thread_stack_size(crate::THREAD_STACK)
             .enable_all()
             .build()
             .expect("the query runtime starts")

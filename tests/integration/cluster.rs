@@ -100,8 +100,12 @@ async fn same_answers(data: &Path, url: &ClusterUrl) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn in_process_cluster_answers_every_query_like_local() {
+#[test]
+fn in_process_cluster_answers_every_query_like_local() {
+    common::run_async(4, in_process_cluster())
+}
+
+async fn in_process_cluster() {
     let url = process::standalone(FunctionOptions::default(), 2, Default::default()).unwrap();
     same_answers(&kpidb::sample::shipped::warehouse().unwrap(), &url).await;
 
@@ -270,7 +274,7 @@ fn loopback_cluster_of_processes_answers_like_local() {
         start_executor(&url, &work.path().join("a")),
         start_executor(&url, &work.path().join("b")),
     ];
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let runtime = common::runtime(2);
     let data = kpidb::sample::shipped::warehouse().unwrap();
     runtime.block_on(same_answers(&data, &url));
 

@@ -80,6 +80,32 @@ pub fn scalar(data: &Path, sql: &str) -> String {
         .to_string()
 }
 
+/// A runtime whose worker threads have the stack kpidb's own threads have
+/// ([`kpidb::THREAD_STACK`]); `#[tokio::test]`'s are 2 MiB, too small for an
+/// in-process cluster's futures in an unoptimised build.
+pub fn runtime(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_stack_size(kpidb::THREAD_STACK)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Runs `test` on a worker of [`runtime`] (not on the test's own small thread).
+pub fn run_async<F>(workers: usize, test: F) -> F::Output
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let runtime = runtime(workers);
+    let task = runtime.spawn(test);
+    match runtime.block_on(task) {
+        Ok(output) => output,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 /// The latest version of `table`.
 pub fn version(data: &Path, table: &str) -> u64 {
     let rt = tokio::runtime::Runtime::new().unwrap();
