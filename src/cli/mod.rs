@@ -136,7 +136,8 @@ pub enum Command {
     /// their tasks to executors
     Scheduler(SchedulerArgs),
     /// Run one of a cluster's executors: it runs tasks from the scheduler, reading the
-    /// warehouse files at the paths the scheduler gives (the same on every machine)
+    /// warehouse's files directly, from its bucket (reached as `[storage]` in --config
+    /// or the AWS_* variables say) or at the same path as on every other machine
     Executor(ExecutorArgs),
     /// Describe kpidb's SQL functions
     Functions {

@@ -176,8 +176,13 @@ fn each_command_shows_and_takes_the_flags_it_uses() {
         text.contains("--reports") && text.contains("--allow-empty"),
         "{text}"
     );
-    // One default per flag.
+    // An executor reads a warehouse in a bucket too, and says where it finds one.
     let text = help(&["executor"]);
+    assert!(
+        text.contains("bucket") && text.contains("[storage]"),
+        "{text}"
+    );
+    // One default per flag.
     let cores = text.lines().find(|l| l.contains("--cores")).unwrap_or("");
     assert_eq!(cores.matches("[default").count(), 1, "{text}");
     // The flag works before the command's name and after it.
