@@ -11,6 +11,9 @@
 //!   tools mean by their long filter lists), and whatever cannot be merged is
 //!   regrouped into a balanced tree, as long `AND` chains are; both operators are
 //!   associative and commutative in SQL's three-valued logic, so the answer is the same;
+//! - regroups a long chain of one union (`SELECT … UNION ALL SELECT … UNION ALL …`,
+//!   or all `UNION DISTINCT`) into a balanced tree, operands in order: such a union is
+//!   associative, and the optimizer flattens a chain of n unions in n² steps;
 //! - refuses any other chain longer than [`MAX_CHAIN`] links, naming it
 //!   ([`TooComplex`], SQLSTATE 54001 as PostgreSQL's "statement too complex");
 //! - folds unquoted table-function names to lower case, as PostgreSQL resolves every
@@ -31,7 +34,8 @@ use datafusion::error::DataFusionError;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, FunctionArg, FunctionArgExpr, ObjectName, ObjectNamePart, Query, SetExpr,
-    Statement, TableFactor, UnaryOperator, Value, Values, VisitMut, VisitorMut,
+    SetOperator, SetQuantifier, Statement, TableFactor, UnaryOperator, Value, Values, VisitMut,
+    VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::Dialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -377,20 +381,20 @@ impl VisitorMut for Shaper {
             links += 1;
             body = left.as_ref();
         }
+        if (LONG_CHAIN..=MAX_CHAIN).contains(&links) {
+            if let Some(quantifier) = one_union(&query.body) {
+                let operands = take_apart(std::mem::replace(query.body.as_mut(), no_rows()));
+                *query.body = balanced_union(operands, quantifier);
+                self.rewritten = true;
+            }
+        }
         if links > MAX_CHAIN {
             self.refuse(TooComplex {
                 what: "set operations (UNION …)".into(),
                 links,
                 limit: MAX_CHAIN,
             });
-            let mut pending = vec![std::mem::replace(
-                query.body.as_mut(),
-                SetExpr::Values(Values {
-                    explicit_row: false,
-                    value_keyword: false,
-                    rows: vec![],
-                }),
-            )];
+            let mut pending = vec![std::mem::replace(query.body.as_mut(), no_rows())];
             while let Some(node) = pending.pop() {
                 if let SetExpr::SetOperation { left, right, .. } = node {
                     pending.push(*left);
@@ -400,6 +404,75 @@ impl VisitorMut for Shaper {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// An empty `VALUES`, what a query body is replaced by while it is taken apart.
+fn no_rows() -> SetExpr {
+    SetExpr::Values(Values {
+        explicit_row: false,
+        value_keyword: false,
+        rows: vec![],
+    })
+}
+
+/// The quantifier of a chain `a UNION ALL b UNION ALL …` (or `UNION` / `UNION
+/// DISTINCT`) whose every link is the same union, so the chain can be regrouped: such
+/// a union is associative. `None` for a chain mixing operators or quantifiers, or
+/// unions by name.
+fn one_union(body: &SetExpr) -> Option<SetQuantifier> {
+    let SetExpr::SetOperation {
+        op: SetOperator::Union,
+        set_quantifier:
+            quantifier @ (SetQuantifier::All | SetQuantifier::Distinct | SetQuantifier::None),
+        ..
+    } = body
+    else {
+        return None;
+    };
+    let mut body = body;
+    while let SetExpr::SetOperation {
+        op,
+        set_quantifier,
+        left,
+        ..
+    } = body
+    {
+        if *op != SetOperator::Union || set_quantifier != quantifier {
+            return None;
+        }
+        body = left.as_ref();
+    }
+    Some(*quantifier)
+}
+
+/// The operands of a left-leaning chain of set operations, left to right, taken apart
+/// in a loop.
+fn take_apart(mut body: SetExpr) -> Vec<SetExpr> {
+    let mut rights = Vec::new();
+    while let SetExpr::SetOperation { left, right, .. } = body {
+        rights.push(*right);
+        body = *left;
+    }
+    rights.push(body);
+    rights.reverse();
+    rights
+}
+
+/// `operands` joined by one union in a tree log of their number deep, left to right:
+/// the optimizer flattens nested unions bottom-up, which along a chain of n links is
+/// n² work (minutes for a few thousand `SELECT … UNION ALL` lines).
+fn balanced_union(operands: Vec<SetExpr>, quantifier: SetQuantifier) -> SetExpr {
+    regroup(
+        operands,
+        &|left, right| SetExpr::SetOperation {
+            left: Box::new(left),
+            op: SetOperator::Union,
+            set_quantifier: quantifier,
+            right: Box::new(right),
+        },
+        &|group| group,
+        no_rows,
+    )
 }
 
 /// Drops `expr` without recursing along its chains.
@@ -521,24 +594,41 @@ const GROUP: usize = 32;
 /// operands, each group in parentheses, so that the tree stays shallow when printed
 /// and parsed again (the printer adds no parentheses of its own), and a million
 /// operands nest four deep.
-fn balanced(mut operands: Vec<Expr>, op: &BinaryOperator) -> Expr {
+fn balanced(operands: Vec<Expr>, op: &BinaryOperator) -> Expr {
+    regroup(
+        operands,
+        &|left, right| Expr::BinaryOp {
+            left: Box::new(left),
+            op: op.clone(),
+            right: Box::new(right),
+        },
+        &|group| Expr::Nested(Box::new(group)),
+        null,
+    )
+}
+
+/// `operands` joined left to right by `join` in a tree log of their number deep: runs
+/// of at most [`GROUP`] joined in a row, each run `nest`ed as one operand of the next
+/// level up.
+fn regroup<T>(
+    mut operands: Vec<T>,
+    join: &impl Fn(T, T) -> T,
+    nest: &impl Fn(T) -> T,
+    empty: fn() -> T,
+) -> T {
     if operands.len() > GROUP {
         let size = operands.len().div_ceil(GROUP).max(GROUP);
         let mut groups = Vec::new();
         while !operands.is_empty() {
             let rest = operands.split_off(operands.len().min(size));
             let group = std::mem::replace(&mut operands, rest);
-            groups.push(Expr::Nested(Box::new(balanced(group, op))));
+            groups.push(nest(regroup(group, join, nest, empty)));
         }
         operands = groups;
     }
     let mut operands = operands.into_iter();
-    let first = operands.next().unwrap_or_else(null);
-    operands.fold(first, |left, right| Expr::BinaryOp {
-        left: Box::new(left),
-        op: op.clone(),
-        right: Box::new(right),
-    })
+    let first = operands.next().unwrap_or_else(empty);
+    operands.fold(first, join)
 }
 
 /// The kind of literal, so that only values of one kind share an IN list (an IN list
@@ -718,6 +808,51 @@ mod tests {
             "{}",
             &text[..60]
         );
+    }
+
+    /// The depth of the set operations along the deepest path of `body`.
+    fn union_depth(body: &SetExpr) -> usize {
+        match body {
+            SetExpr::SetOperation { left, right, .. } => {
+                1 + union_depth(left).max(union_depth(right))
+            }
+            _ => 0,
+        }
+    }
+
+    fn body(sql: &str) -> Box<SetExpr> {
+        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        shape(&mut statement).unwrap();
+        match statement {
+            Statement::Query(query) => query.body,
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn a_long_union_chain_is_balanced_in_order() {
+        let selects: Vec<String> = (0..3_000).map(|i| format!("SELECT {i}")).collect();
+        for union in [" UNION ALL ", " UNION ", " UNION DISTINCT "] {
+            let shaped = body(&selects.join(union));
+            assert!(
+                union_depth(&shaped) <= 3 * GROUP,
+                "{union}: {}",
+                union_depth(&shaped)
+            );
+            // The same operands in the same order, joined by the same union.
+            let text = shaped.to_string();
+            assert_eq!(text, selects.join(union), "{union}");
+        }
+        // Short chains, and chains mixing operators or quantifiers, stay as written.
+        let short = selects[..10].join(" UNION ALL ");
+        assert_eq!(union_depth(&body(&short)), 9);
+        let mut mixed = selects[..100].join(" UNION ALL ");
+        mixed.push_str(" UNION SELECT 1");
+        assert_eq!(union_depth(&body(&mixed)), 100);
+        let except = selects[..100].join(" EXCEPT ");
+        assert_eq!(union_depth(&body(&except)), 99);
     }
 
     #[test]
