@@ -17,6 +17,8 @@
 //!    - [`output`]: what the CLI and the HTTP API share about writing results.
 //!    - [`decimal`]: decimal products multiplied without per-row overflow checks where
 //!      the operands' precisions rule overflow out (a physical rule every session has).
+//!    - [`sizing`]: plans over few rows (by the Delta log's counts) made in one
+//!      partition (the physical planner every session has).
 //! 4. The engine and what runs in it
 //!    - [`rollup`]: per-year summaries of dept_scores built at ingest, which the table
 //!      functions, and plain SQL's aggregates and bottom-n ranks through an optimizer
@@ -61,6 +63,7 @@ pub mod rollup;
 pub mod sample;
 pub mod server;
 pub mod shape;
+pub mod sizing;
 pub mod storage;
 pub mod years;
 

@@ -42,7 +42,6 @@ use datafusion::physical_plan::joins::{
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
-use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 use futures::stream::BoxStream;
@@ -386,8 +385,7 @@ impl QueryPlanner for LimitedPlanner {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         policy::verify(logical_plan)?;
         let started = Instant::now();
-        let planner = DefaultPhysicalPlanner::default();
-        let planning = planner.create_physical_plan(logical_plan, session);
+        let planning = crate::sizing::physical_plan(logical_plan, session);
         let plan = match tokio::time::timeout(self.limits.timeout, planning).await {
             Ok(plan) => plan?,
             Err(_) => {

@@ -125,6 +125,12 @@ impl DeltaSnapshotTable {
     pub fn files(&self) -> &Arc<TableFiles> {
         &self.files
     }
+
+    /// The rows a scan with `filters` reads ([`FilesTable::rows_read`]); `None` when
+    /// the snapshot is read through Delta's own provider.
+    pub fn rows_read(&self, state: &dyn Session, filters: &[Expr]) -> Option<u64> {
+        self.native.as_ref()?.rows_read(state, filters)
+    }
 }
 
 #[async_trait]

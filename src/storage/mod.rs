@@ -43,6 +43,25 @@ use url::Url;
 use crate::model::{TableDef, LATER_TABLES, TABLES};
 use crate::{Error, Result};
 
+/// The rows a scan of `provider` with `filters` reads, where the Delta log records
+/// them: a warehouse table or a rollup read as plain Parquet files. `None` for any
+/// other table (an external source, the catalog's, one that cannot be read).
+pub fn rows_read(
+    provider: &dyn datafusion::datasource::TableProvider,
+    state: &dyn datafusion::catalog::Session,
+    filters: &[datafusion::logical_expr::Expr],
+) -> Option<u64> {
+    if let Some(live) = provider.downcast_ref::<LiveTable>() {
+        return rows_read(live.snapshot().provider.as_ref(), state, filters);
+    }
+    if let Some(snapshot) = provider.downcast_ref::<DeltaSnapshotTable>() {
+        return snapshot.rows_read(state, filters);
+    }
+    provider
+        .downcast_ref::<FilesTable>()?
+        .rows_read(state, filters)
+}
+
 /// How an ingest changes a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum WriteMode {

@@ -122,6 +122,30 @@ impl FilesTable {
             .collect()
     }
 
+    /// The rows a scan with `filters` reads, as the Delta log records them: every
+    /// file's, less the files the filters on partition columns leave out. `None` when
+    /// a file's count is not recorded.
+    pub fn rows_read(&self, state: &dyn Session, filters: &[Expr]) -> Option<u64> {
+        let on_partitions: Vec<&Expr> = filters.iter().filter(|f| self.on_partitions(f)).collect();
+        if on_partitions.is_empty() {
+            return self.files.files.iter().map(|f| f.rows).sum();
+        }
+        let (file_schema, partition, _) = self.layout().ok()?;
+        let table_schema = TableSchema::builder(file_schema)
+            .with_table_partition_cols(partition.clone())
+            .build();
+        let files = self
+            .partitioned_files(&partition, table_schema.table_schema())
+            .ok()?;
+        let read = self.prune(state, files, &partition, &on_partitions).ok()?;
+        read.iter()
+            .map(|f| match f.statistics.as_ref().map(|s| s.num_rows) {
+                Some(Precision::Exact(n)) => Some(n as u64),
+                _ => None,
+            })
+            .sum()
+    }
+
     /// Whether `filter` reads partition columns and nothing else.
     fn on_partitions(&self, filter: &Expr) -> bool {
         let columns = filter.column_refs();

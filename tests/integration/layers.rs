@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("shape", 3),
     ("output", 3),
     ("decimal", 3),
+    ("sizing", 3),
     ("rollup", 4),
     ("functions", 4),
     ("engine", 4),

@@ -1,0 +1,177 @@
+//! Plans sized to the rows they read. A query whose scans together read few rows (the
+//! ex-ante reviews of a year, a rollup's department totals, the sample city) is
+//! planned in one partition: no repartitioning, no second aggregation stage, no
+//! merge, which on a few thousand rows cost more than the work they split. The rows
+//! are the Delta log's counts of the files each scan keeps after its partition
+//! filters ([`crate::storage::rows_read`]); a scan of anything whose size is not
+//! recorded keeps the session's partitions.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::Result;
+use datafusion::datasource::source_as_provider;
+use datafusion::execution::context::{QueryPlanner, SessionState};
+use datafusion::logical_expr::expr_rewriter::unnormalize_cols;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
+
+/// At most this many rows read in all, a plan runs in one partition. A decoded and
+/// aggregated row costs a few nanoseconds, so splitting 100,000 of them over two cores
+/// saves about what the exchange between the partitions costs.
+pub const FEW_ROWS: u64 = 100_000;
+
+/// DataFusion's physical planner, given one partition for plans over few rows.
+#[derive(Debug, Default)]
+pub struct SizedPlanner;
+
+#[async_trait]
+impl QueryPlanner for SizedPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        physical_plan(logical_plan, session).await
+    }
+}
+
+/// Plans `plan` (optimised) in `session`, or in a copy of it with one partition when
+/// the plan reads few rows.
+pub async fn physical_plan(
+    plan: &LogicalPlan,
+    session: &dyn Session,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let planner = DefaultPhysicalPlanner::default();
+    if session.config().target_partitions() > 1 {
+        if let Some(state) = session.as_any().downcast_ref::<SessionState>() {
+            if reads_few_rows(plan, session) {
+                let mut one = state.clone();
+                one.config_mut().options_mut().execution.target_partitions = 1;
+                return planner.create_physical_plan(plan, &one).await;
+            }
+        }
+    }
+    planner.create_physical_plan(plan, session).await
+}
+
+/// Whether every scan of `plan`, subqueries included, has a recorded size, and all
+/// together read at most [`FEW_ROWS`].
+pub fn reads_few_rows(plan: &LogicalPlan, session: &dyn Session) -> bool {
+    let mut rows: Option<u64> = Some(0);
+    let walked = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            // The filters as the physical planner hands them to the scan.
+            let filters = unnormalize_cols(scan.filters.iter().cloned());
+            let read = source_as_provider(&scan.source).ok().and_then(|provider| {
+                crate::storage::rows_read(provider.as_ref(), session, &filters)
+            });
+            rows = match (rows, read) {
+                (Some(sum), Some(read)) => Some(sum.saturating_add(read)),
+                _ => None,
+            };
+            if rows.is_none_or(|rows| rows > FEW_ROWS) {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    walked.is_ok() && rows.is_some_and(|rows| rows <= FEW_ROWS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{DataFile, FilesTable, TableFiles};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::execution::session_state::SessionStateBuilder;
+    use datafusion::physical_plan::displayable;
+    use datafusion::prelude::{SessionConfig, SessionContext};
+
+    /// A session over a table of two years, `rows` per year as the log records them
+    /// (`None`: not recorded), planned by [`SizedPlanner`] with two partitions.
+    fn session(rows: [Option<u64>; 2]) -> SessionContext {
+        let files = [2022, 2023]
+            .into_iter()
+            .zip(rows)
+            .flat_map(|(year, rows)| {
+                (0..2).map(move |part| DataFile {
+                    url: format!("file:///kpidb-sizing/year={year}/part-{part}.parquet"),
+                    size: 1 << 20,
+                    partition_values: vec![Some(year.to_string())],
+                    rows: rows.map(|rows| rows / 2),
+                })
+            })
+            .collect();
+        let files = TableFiles {
+            table: "file:///kpidb-sizing/".into(),
+            version: 3,
+            partition_columns: vec!["year".into()],
+            files,
+            unsupported: None,
+        };
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("dept_code", DataType::Utf8, false),
+            Field::new("score", DataType::Int64, false),
+            Field::new("year", DataType::Int32, false),
+        ]));
+        let state = SessionStateBuilder::new()
+            .with_config(SessionConfig::new().with_target_partitions(2))
+            .with_default_features()
+            .with_query_planner(Arc::new(SizedPlanner))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        ctx.register_table("scores", Arc::new(FilesTable::new(files, schema)))
+            .unwrap();
+        ctx
+    }
+
+    /// Whether `sql` plans with an exchange between partitions.
+    async fn repartitions(ctx: &SessionContext, sql: &str) -> bool {
+        let plan = ctx
+            .sql(sql)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let text = displayable(plan.as_ref()).indent(true).to_string();
+        text.contains("RepartitionExec")
+    }
+
+    const BY_DEPARTMENT: &str = "SELECT dept_code, sum(score) FROM scores GROUP BY dept_code";
+    const ONE_YEAR: &str =
+        "SELECT dept_code, sum(score) FROM scores WHERE year = 2023 GROUP BY dept_code";
+
+    #[tokio::test]
+    async fn few_rows_plan_in_one_partition() {
+        let ctx = session([Some(40_000), Some(60_000)]);
+        assert!(!repartitions(&ctx, BY_DEPARTMENT).await);
+        assert!(!repartitions(&ctx, ONE_YEAR).await);
+        // A subquery's scan counts too: 100,000 + 60,000 rows.
+        let both = format!(
+            "{BY_DEPARTMENT} HAVING sum(score) > (SELECT avg(score) FROM scores WHERE year = 2023)"
+        );
+        assert!(repartitions(&ctx, &both).await, "{both}");
+    }
+
+    #[tokio::test]
+    async fn many_rows_keep_the_partitions() {
+        let ctx = session([Some(900_000), Some(60_000)]);
+        assert!(repartitions(&ctx, BY_DEPARTMENT).await);
+        // The partition filter leaves the 60,000 rows of 2023 to read.
+        assert!(!repartitions(&ctx, ONE_YEAR).await);
+        assert!(repartitions(&ctx, &ONE_YEAR.replace("= 2023", "= 2022")).await);
+    }
+
+    #[tokio::test]
+    async fn unrecorded_sizes_keep_the_partitions() {
+        let ctx = session([Some(10), None]);
+        assert!(repartitions(&ctx, BY_DEPARTMENT).await);
+        // Only the recorded year is read.
+        assert!(!repartitions(&ctx, &ONE_YEAR.replace("= 2023", "= 2022")).await);
+    }
+}
