@@ -25,7 +25,7 @@ pub enum BenchEngine {
 }
 
 pub enum Source {
-    Warehouse(Engine),
+    Warehouse(Box<Engine>),
     Plain(SessionContext),
 }
 

@@ -18,6 +18,7 @@ use deltalake::DeltaTable;
 
 use crate::functions::FunctionOptions;
 use crate::model::{TableDef, TABLES};
+use crate::plans::PlanCache;
 use crate::rollup::Rollups;
 use crate::storage::{
     AsOf, BucketRegistry, DeltaSnapshotTable, LiveTable, Snapshot, UnavailableTable, Warehouse,
@@ -41,6 +42,8 @@ pub struct Engine {
     /// The rollups the table functions read while they are fresh.
     rollups: Arc<Rollups>,
     options: FunctionOptions,
+    /// The optimised plans of the queries run, while nothing they read has changed.
+    plans: PlanCache,
 }
 
 impl Engine {
@@ -160,6 +163,7 @@ impl Engine {
             tables,
             rollups,
             options,
+            plans: PlanCache::new(),
         })
     }
 
@@ -228,6 +232,7 @@ impl Engine {
     pub async fn with_hook(mut self, hook: &dyn SessionHook) -> Result<Self> {
         let state = hook.attach(self.ctx.state(), self.options).await?;
         self.ctx = SessionContext::new_with_state(state);
+        self.plans.clear();
         Ok(self)
     }
 
@@ -268,8 +273,17 @@ impl Engine {
 
     /// Plans one statement. The warehouse is written only by ingest, where every
     /// rule is checked, so SQL that would modify data (INSERT, COPY …) is refused.
+    /// A query run before is not planned again while nothing it reads has changed
+    /// ([`PlanCache`]).
     pub async fn run(&self, statement: Statement) -> Result<DataFrame> {
         let state = self.ctx.state();
+        let (lookup, kept) = self
+            .plans
+            .lookup(&state, &statement, self.generation())
+            .await;
+        if let Some(plan) = kept {
+            return Ok(crate::plans::frame(state, plan));
+        }
         let relations = relations_written(&statement);
         let plan = state
             .statement_to_plan(statement)
@@ -284,7 +298,33 @@ impl Engine {
                      SQL INSERT, UPDATE, DELETE and COPY are not allowed",
                 )
             })?;
-        Ok(self.ctx.execute_logical_plan(plan).await?)
+        if !crate::plans::reusable(&plan) {
+            return Ok(self.ctx.execute_logical_plan(plan).await?);
+        }
+        let optimized = state.optimize(&plan)?;
+        self.plans
+            .keep(lookup, &plan, &optimized, &self.generation());
+        Ok(crate::plans::frame(state, optimized))
+    }
+
+    /// What decides a kept plan besides its SQL, settings and relations: the version
+    /// of every warehouse table and of every rollup the functions read.
+    pub fn generation(&self) -> Vec<Option<u64>> {
+        let mut generation: Vec<Option<u64>> =
+            self.tables.values().map(|table| table.version()).collect();
+        let in_use = self.rollups.in_use();
+        generation.extend(crate::rollup::ROLLUPS.iter().map(|def| {
+            in_use
+                .iter()
+                .find(|(name, ..)| *name == def.name)
+                .map(|(_, v, _)| *v)
+        }));
+        generation
+    }
+
+    /// The optimised plans kept for reuse.
+    pub fn plans(&self) -> &PlanCache {
+        &self.plans
     }
 
     /// Runs one statement and returns its DataFrame.

@@ -19,6 +19,8 @@
 //!      the operands' precisions rule overflow out (a physical rule every session has).
 //!    - [`sizing`]: plans over few rows (by the Delta log's counts) made in one
 //!      partition (the physical planner every session has).
+//!    - [`plans`]: repeated SQL planned once: optimised plans kept while the
+//!      statement, settings, relations and table versions they came from are unchanged.
 //! 4. The engine and what runs in it
 //!    - [`rollup`]: per-year summaries of dept_scores built at ingest, which the table
 //!      functions, and plain SQL's aggregates and bottom-n ranks through an optimizer
@@ -58,6 +60,7 @@ pub mod ingest;
 pub mod memory;
 pub mod model;
 pub mod output;
+pub mod plans;
 pub mod report;
 pub mod rollup;
 pub mod sample;

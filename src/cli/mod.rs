@@ -662,7 +662,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     if let Some(url) = &cluster {
                         engine = engine.with_hook(url).await?;
                     }
-                    crate::bench::Source::Warehouse(engine)
+                    crate::bench::Source::Warehouse(Box::new(engine))
                 }
                 crate::bench::BenchEngine::Datafusion => {
                     crate::bench::Source::plain(args.parquet.as_deref().expect("required by clap"))

@@ -341,7 +341,7 @@ async fn run_sql(
         protocol: PROTOCOL,
     };
     let session = shared.session(limits.clone());
-    let plan = plan_query(&session, statement, limits.timeout)
+    let plan = plan_query(shared, &session, statement, limits.timeout)
         .await
         .map_err(|e| ClientError::from_datafusion(&e))?;
     let frame = session

@@ -52,6 +52,7 @@ use url::Url;
 use super::budget::{BoundedPool, Budget};
 use super::metrics::Metrics;
 use super::policy;
+use super::Shared;
 use crate::storage::Warehouse;
 
 /// The runtime every server session shares: one memory pool of `memory_limit`
@@ -304,13 +305,24 @@ fn humanize(d: Duration) -> String {
 }
 
 /// Plans `statement` in `session` within `timeout`, and checks the plan is a pure
-/// query ([`policy::verify`]). Both protocols plan client SQL through here.
+/// query ([`policy::verify`]). Both protocols plan client SQL through here. A query
+/// without parameters comes back optimised, and is kept in `shared.plans` for the next
+/// time the same statement comes under the same settings, relations and versions.
 pub async fn plan_query(
+    shared: &Shared,
     session: &SessionContext,
     statement: DFStatement,
     timeout: Duration,
 ) -> Result<LogicalPlan> {
     let state = session.state();
+    let (lookup, kept) = shared
+        .plans
+        .lookup(&state, &statement, shared.engine.generation())
+        .await;
+    if let Some(plan) = kept {
+        shared.metrics.plan_reused();
+        return Ok(plan);
+    }
     let relations = crate::engine::relations_written(&statement);
     let plan = match tokio::time::timeout(timeout, state.statement_to_plan(statement)).await {
         Ok(plan) => plan.map_err(|e| crate::engine::name_missing_table(e, &relations))?,
@@ -321,20 +333,30 @@ pub async fn plan_query(
         }
     };
     policy::verify(&plan)?;
-    promised_types(&state, plan)
+    let Some(optimized) = promised_types(&state, &plan)? else {
+        return Ok(plan);
+    };
+    if crate::plans::reusable(&plan) {
+        shared
+            .plans
+            .keep(lookup, &plan, &optimized, &shared.engine.generation());
+    }
+    Ok(optimized)
 }
 
-/// `plan`, answering in the column types its schema promises. Clients are told those
-/// types before the rows come (a PostgreSQL column type), and a row of another type
-/// cannot be sent; DataFusion's optimizer can change them, e.g. simplifying
+/// `plan` optimised, answering in the column types its schema promises; `None` when
+/// it takes parameters (types settle when they are bound) or does not optimise (the
+/// same error comes, in its place, when it runs). Clients are told those types before
+/// the rows come (a PostgreSQL column type), and a row of another type cannot be
+/// sent; DataFusion's optimizer can change them, e.g. simplifying
 /// `avg(CASE WHEN FALSE THEN 1 ELSE decimal_column END)` from float8 to numeric. When
 /// it does, the optimized plan is returned under a projection casting back.
-fn promised_types(state: &SessionState, plan: LogicalPlan) -> Result<LogicalPlan> {
+fn promised_types(state: &SessionState, plan: &LogicalPlan) -> Result<Option<LogicalPlan>> {
     if !plan.get_parameter_types()?.is_empty() {
-        return Ok(plan); // types settle when the parameters are bound
+        return Ok(None);
     }
-    let Ok(optimized) = state.optimize(&plan) else {
-        return Ok(plan); // the same error comes, in its place, when it runs
+    let Ok(optimized) = state.optimize(plan) else {
+        return Ok(None);
     };
     let promised = plan.schema();
     let actual = optimized.schema();
@@ -345,7 +367,7 @@ fn promised_types(state: &SessionState, plan: LogicalPlan) -> Result<LogicalPlan
             .zip(promised.fields())
             .all(|(a, p)| a.data_type() == p.data_type())
     {
-        return Ok(plan);
+        return Ok(Some(optimized));
     }
     let columns: Vec<Expr> = actual
         .iter()
@@ -363,6 +385,7 @@ fn promised_types(state: &SessionState, plan: LogicalPlan) -> Result<LogicalPlan
     LogicalPlanBuilder::from(optimized)
         .project(columns)?
         .build()
+        .map(Some)
 }
 
 #[derive(Debug)]

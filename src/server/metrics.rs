@@ -40,6 +40,7 @@ pub struct Metrics {
     connections: Family<Protocol, Gauge>,
     auth_failures: Family<Protocol, Counter>,
     table_versions: Family<TableLabel, Gauge>,
+    plans_reused: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -59,6 +60,7 @@ impl Metrics {
         let connections = Family::<Protocol, Gauge>::default();
         let auth_failures = Family::<Protocol, Counter>::default();
         let table_versions = Family::<TableLabel, Gauge>::default();
+        let plans_reused = Counter::default();
         registry.register(
             "queries",
             "Queries that ran to their end, failed or were stopped",
@@ -89,6 +91,11 @@ impl Metrics {
             "The Delta version of each warehouse table the server reads",
             table_versions.clone(),
         );
+        registry.register(
+            "plans_reused",
+            "Queries planned from a plan kept from an earlier run of the same statement",
+            plans_reused.clone(),
+        );
         Arc::new(Metrics {
             registry,
             queries,
@@ -97,6 +104,7 @@ impl Metrics {
             connections,
             auth_failures,
             table_versions,
+            plans_reused,
         })
     }
 
@@ -144,6 +152,10 @@ impl Metrics {
             table: table.to_string(),
         });
         gauge.set(version.map(|v| v as i64).unwrap_or(-1));
+    }
+
+    pub fn plan_reused(&self) {
+        self.plans_reused.inc();
     }
 
     /// The text exposition format.

@@ -66,6 +66,7 @@ use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 
 use crate::engine::SessionHook;
 use crate::functions::FunctionOptions;
+use crate::plans::PlanCache;
 use crate::report::{Clock, Reports, Scheduler};
 use crate::storage::{AsOf, Warehouse};
 use crate::{Engine, Error, Result};
@@ -89,6 +90,10 @@ pub struct Shared {
     /// where the queries run.
     pub options: crate::functions::FunctionOptions,
     pub cluster: Option<Arc<dyn SessionHook>>,
+    /// The optimised plans of the queries clients sent, shared by every session
+    /// ([`crate::plans`]); a session's own settings or views are part of what a plan
+    /// is kept for.
+    pub plans: PlanCache,
 }
 
 impl Shared {
@@ -194,6 +199,7 @@ pub async fn start(
         reports: reports.map(|r| Scheduler::new(r, Clock::system())),
         options,
         cluster: cluster.clone(),
+        plans: PlanCache::new(),
     });
 
     let mut running = Running {

@@ -147,6 +147,7 @@ impl Front {
         };
         let session = Arc::new(self.shared.session(limits.clone()));
         let guard = Arc::new(Guard {
+            shared: self.shared.clone(),
             limits: limits.clone(),
         });
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
@@ -692,6 +693,7 @@ fn user_error(error: &ClientError) -> PgWireError {
 /// The first hook on every statement: the read-only policy, and query planning
 /// under the time limit.
 struct Guard {
+    shared: Arc<Shared>,
     limits: Limits,
 }
 
@@ -719,7 +721,7 @@ impl Guard {
         super::compat::outer_conditions(&mut statement);
         super::compat::aggregate_scalar_subqueries(&mut statement);
         let statement = DFStatement::Statement(Box::new(statement));
-        plan_query(session, statement, self.limits.timeout)
+        plan_query(&self.shared, session, statement, self.limits.timeout)
             .await
             .map_err(|e| user_error(&ClientError::from_datafusion(&e)))
     }

@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("output", 3),
     ("decimal", 3),
     ("sizing", 3),
+    ("plans", 3),
     ("rollup", 4),
     ("functions", 4),
     ("engine", 4),

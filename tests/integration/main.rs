@@ -16,6 +16,7 @@ mod fuzz;
 mod ingest;
 mod ingest_concurrency;
 mod layers;
+mod plans;
 mod queries;
 mod reports;
 mod rollups;

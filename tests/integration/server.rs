@@ -888,6 +888,76 @@ async fn an_ingest_is_seen_by_a_running_server() {
     }
 }
 
+/// A statement sent again is planned from the plan kept for it, until an ingest
+/// changes what it reads: here the rollup behind dept_ranking, re-scored by the ingest.
+#[tokio::test]
+async fn a_kept_plan_serves_repeats_until_an_ingest() {
+    let (dir, data) = sample_copy();
+    let served = Served::start(&data, SERVER_CONFIG, &[]);
+    let client = connect(&served).await;
+    let http = reqwest::Client::new();
+    let reused = || async {
+        let metrics = http
+            .get(format!("{}/metrics", served.http))
+            .bearer_auth(common::TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("kpidb_plans_reused_total "))
+            .unwrap_or_else(|| panic!("no kpidb_plans_reused_total in:\n{metrics}"))
+            .parse::<u64>()
+            .unwrap()
+    };
+    let sql = "SELECT rank, total_score FROM dept_ranking(2023) WHERE dept_code = '153'";
+    let before = text_rows(&client, sql).await;
+    assert_eq!(text_rows(&client, sql).await, before);
+    assert_eq!(text_rows(&connect(&served).await, sql).await, before);
+    assert_eq!(reused().await, 2, "both repeats reuse the first plan");
+
+    let csv = dir.path().join("rescore.csv");
+    let rescored = common::stdout(&run(
+        &data,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "SELECT year, dept_code, indicator_code, \
+             CASE WHEN dept_code = '153' THEN max_score ELSE score END AS score, max_score \
+             FROM dept_scores WHERE year = 2023",
+        ],
+    ));
+    std::fs::write(&csv, rescored).unwrap();
+    let out = run(
+        &data,
+        &[
+            "ingest",
+            "dept_scores",
+            csv.to_str().unwrap(),
+            "--mode",
+            "replace-year",
+        ],
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = text_rows(&client, sql).await;
+        if now != before {
+            assert_eq!(now, vec![vec!["1".to_string(), "100.00".to_string()]]);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server kept answering from the old plan"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// 32 clients query at once for a bounded time; every query must succeed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn load_32_concurrent_clients_without_errors() {

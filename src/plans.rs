@@ -1,0 +1,275 @@
+//! Repeated SQL planned once. A dashboard, a scheduled report or an analyst re-running
+//! a query sends the same statement again and again; parsing is cheap, but turning it
+//! into an optimised logical plan (table functions expanded, rollups chosen, the
+//! optimizer's passes) costs a few milliseconds, more than answering a small question.
+//! [`PlanCache`] keeps the optimised plan of each query statement and hands it back
+//! while nothing it was planned from has changed:
+//!
+//! - the statement itself (the parsed SQL, not its spelling of white space);
+//! - the session's settings, every one of them (a session's own `SET`s included);
+//! - every relation the statement names, resolved again on each use and compared by
+//!   identity (a view dropped and created again, a table registered over another);
+//! - the caller's `generation`: what the caller knows changes plans, for the Engine the
+//!   Delta version of every warehouse table and of every rollup in use.
+//!
+//! A plan that folds a value of the moment (`now()`, `current_date`) or of the session
+//! (a `Stable` function, a variable) or that takes parameters is never kept, nor is
+//! anything but a query (DDL, `SET`, `EXPLAIN`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+use datafusion::sql::parser::Statement;
+use datafusion::sql::sqlparser::ast;
+
+/// How many plans a cache keeps; the least recently used goes first.
+pub const CAPACITY: usize = 256;
+
+#[derive(Default)]
+pub struct PlanCache {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<Key, Entry>,
+    tick: u64,
+    hits: u64,
+}
+
+/// The statement and the settings it was planned under (all of them, as text).
+#[derive(PartialEq, Eq, Hash)]
+struct Key {
+    statement: ast::Statement,
+    settings: String,
+}
+
+struct Entry {
+    generation: Vec<Option<u64>>,
+    relations: Vec<Option<Arc<dyn TableProvider>>>,
+    plan: LogicalPlan,
+    used: u64,
+}
+
+/// What a statement's plan was, or will be, made from: looked up before planning.
+pub struct Lookup {
+    key: Option<Key>,
+    generation: Vec<Option<u64>>,
+    relations: Vec<Option<Arc<dyn TableProvider>>>,
+}
+
+impl std::fmt::Debug for PlanCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let entries = self.lock().entries.len();
+        f.debug_struct("PlanCache")
+            .field("entries", &entries)
+            .finish()
+    }
+}
+
+impl PlanCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many plans are kept now.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many times a kept plan was handed back.
+    pub fn hits(&self) -> u64 {
+        self.lock().hits
+    }
+
+    /// Forgets every plan.
+    pub fn clear(&self) {
+        self.lock().entries.clear();
+    }
+
+    /// Resolves what `statement` would be planned from in `state` now, and the kept
+    /// plan if it was made from exactly that. Only query statements are looked up.
+    pub async fn lookup(
+        &self,
+        state: &SessionState,
+        statement: &Statement,
+        generation: Vec<Option<u64>>,
+    ) -> (Lookup, Option<LogicalPlan>) {
+        let key = match statement {
+            Statement::Statement(inner) if matches!(inner.as_ref(), ast::Statement::Query(_)) => {
+                Some(Key {
+                    statement: inner.as_ref().clone(),
+                    settings: format!("{:?}", state.config_options()),
+                })
+            }
+            _ => None,
+        };
+        let mut lookup = Lookup {
+            key,
+            generation,
+            relations: Vec::new(),
+        };
+        if lookup.key.is_none() {
+            return (lookup, None);
+        }
+        match relations(state, statement).await {
+            Some(relations) => lookup.relations = relations,
+            None => {
+                lookup.key = None;
+                return (lookup, None);
+            }
+        }
+        let mut inner = self.lock();
+        inner.tick += 1;
+        let tick = inner.tick;
+        let key = lookup.key.as_ref().expect("checked above");
+        let plan = inner.entries.get_mut(key).and_then(|entry| {
+            let same = entry.generation == lookup.generation
+                && entry.relations.len() == lookup.relations.len()
+                && entry
+                    .relations
+                    .iter()
+                    .zip(&lookup.relations)
+                    .all(|(kept, now)| match (kept, now) {
+                        (Some(kept), Some(now)) => Arc::ptr_eq(kept, now),
+                        (None, None) => true,
+                        _ => false,
+                    });
+            same.then(|| {
+                entry.used = tick;
+                entry.plan.clone()
+            })
+        });
+        inner.hits += u64::from(plan.is_some());
+        (lookup, plan)
+    }
+
+    /// Keeps `optimized`, the plan made from what `lookup` found, if it may be reused:
+    /// `planned` (the plan before optimisation) folds nothing of the moment and
+    /// `generation_after` (the caller's generation once planning ended) is unchanged.
+    /// Plans of other generations are dropped: they can no longer be used.
+    pub fn keep(
+        &self,
+        lookup: Lookup,
+        planned: &LogicalPlan,
+        optimized: &LogicalPlan,
+        generation_after: &[Option<u64>],
+    ) {
+        let Some(key) = lookup.key else {
+            return;
+        };
+        if lookup.generation != generation_after || !reusable(planned) {
+            return;
+        }
+        let mut inner = self.lock();
+        inner.tick += 1;
+        let used = inner.tick;
+        inner
+            .entries
+            .retain(|_, entry| entry.generation == lookup.generation);
+        if inner.entries.len() >= CAPACITY && !inner.entries.contains_key(&key) {
+            let oldest = inner
+                .entries
+                .iter()
+                .min_by_key(|(_, entry)| entry.used)
+                .map(|(key, _)| key as *const Key);
+            if let Some(oldest) = oldest {
+                inner.entries.retain(|key, _| !std::ptr::eq(key, oldest));
+            }
+        }
+        inner.entries.insert(
+            key,
+            Entry {
+                generation: lookup.generation,
+                relations: lookup.relations,
+                plan: optimized.clone(),
+                used,
+            },
+        );
+    }
+}
+
+/// The provider each relation `statement` names resolves to in `state` now (`None`:
+/// not a table, e.g. a table function's name); `None` when the names cannot be read.
+async fn relations(
+    state: &SessionState,
+    statement: &Statement,
+) -> Option<Vec<Option<Arc<dyn TableProvider>>>> {
+    let references = state.resolve_table_references(statement).ok()?;
+    let mut providers = Vec::with_capacity(references.len());
+    for reference in references {
+        let provider = match state.schema_for_ref(reference.clone()) {
+            Ok(schema) => schema.table(reference.table()).await.ok()?,
+            Err(_) => None,
+        };
+        providers.push(provider);
+    }
+    Some(providers)
+}
+
+/// Whether a plan's optimised form depends only on what [`PlanCache`] compares: a
+/// query, without parameters, without functions that are not `Immutable` (the
+/// optimizer folds `now()` to the moment it ran) or variables, in it or in the views
+/// and table functions it reads.
+pub fn reusable(plan: &LogicalPlan) -> bool {
+    if matches!(
+        plan,
+        LogicalPlan::Ddl(_)
+            | LogicalPlan::Dml(_)
+            | LogicalPlan::Copy(_)
+            | LogicalPlan::Statement(_)
+            | LogicalPlan::Explain(_)
+            | LogicalPlan::Analyze(_)
+            | LogicalPlan::DescribeTable(_)
+    ) {
+        return false;
+    }
+    let mut fixed = true;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if let Some(inner) = scan.source.get_logical_plan() {
+                if !reusable(&inner) {
+                    fixed = false;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+            }
+        }
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                let of_the_moment = match e {
+                    Expr::ScalarFunction(f) => {
+                        f.func.signature().volatility != Volatility::Immutable
+                    }
+                    Expr::Placeholder(_) | Expr::ScalarVariable(..) => true,
+                    _ => false,
+                };
+                if of_the_moment {
+                    fixed = false;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    fixed
+}
+
+/// A DataFrame over `optimized`, a plan that [`SessionState::optimize`] made: its
+/// state runs no optimizer pass again (the analyzer's checks still run).
+pub fn frame(mut state: SessionState, optimized: LogicalPlan) -> DataFrame {
+    state.config_mut().options_mut().optimizer.max_passes = 0;
+    DataFrame::new(state, optimized)
+}
