@@ -143,8 +143,9 @@ fn median(values: &[f64]) -> f64 {
 }
 
 /// Runs `sql` once untimed (warming the file cache and the table metadata), then
-/// `runs` times, each from planning to the last row collected.
-pub async fn time(source: &Source, sql: &str, runs: usize) -> Result<Timing> {
+/// `runs` times, each from planning to the last row collected; `afresh`: each run
+/// plans from the SQL, not from the plan the Engine kept from the run before.
+pub async fn time(source: &Source, sql: &str, runs: usize, afresh: bool) -> Result<Timing> {
     let mut timing = Timing {
         millis: Vec::with_capacity(runs),
         plan_millis: Vec::with_capacity(runs),
@@ -153,6 +154,9 @@ pub async fn time(source: &Source, sql: &str, runs: usize) -> Result<Timing> {
         result: source.run(sql).await?.rows,
     };
     for _ in 0..runs {
+        if let (true, Source::Warehouse(engine)) = (afresh, source) {
+            engine.plans().clear();
+        }
         let run = source.run(sql).await?;
         timing.plan_millis.push(run.plan);
         timing.optimize_millis.push(run.optimize);

@@ -358,6 +358,10 @@ pub struct BenchArgs {
     /// Write the last run's result here as CSV
     #[arg(long, value_name = "FILE")]
     pub result: Option<PathBuf>,
+    /// Plan every run from its SQL, as a statement's first run is: the plans kept
+    /// from earlier runs are dropped before each one
+    #[arg(long)]
+    pub plan_afresh: bool,
     #[command(flatten)]
     pub data: DataArg,
     #[command(flatten)]
@@ -669,7 +673,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                         .await?
                 }
             };
-            let timing = crate::bench::time(&source, &sql, args.runs).await?;
+            let timing = crate::bench::time(&source, &sql, args.runs, args.plan_afresh).await?;
             if let Some(path) = &args.result {
                 let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
                 let mut writer = datafusion::arrow::csv::WriterBuilder::new()
