@@ -30,6 +30,11 @@ use datafusion::sql::sqlparser::ast;
 /// How many plans a cache keeps; the least recently used goes first.
 pub const CAPACITY: usize = 256;
 
+/// Plans with more expression nodes than this (in them and the views and table
+/// functions they read) are not kept: repeated SQL is a report's or a dashboard's,
+/// and a few generated giants must not hold the memory 256 plans may take.
+pub const MAX_EXPRESSIONS: usize = 1_000;
+
 #[derive(Default)]
 pub struct PlanCache {
     inner: Mutex<Inner>,
@@ -42,11 +47,12 @@ struct Inner {
     hits: u64,
 }
 
-/// The statement and the settings it was planned under (all of them, as text).
+/// The statement and the settings it was planned under (all of them, as text, one
+/// copy shared by the plans kept under the same settings).
 #[derive(PartialEq, Eq, Hash)]
 struct Key {
     statement: ast::Statement,
-    settings: String,
+    settings: Arc<str>,
 }
 
 struct Entry {
@@ -112,7 +118,7 @@ impl PlanCache {
             Statement::Statement(inner) if matches!(inner.as_ref(), ast::Statement::Query(_)) => {
                 Some(Key {
                     statement: inner.as_ref().clone(),
-                    settings: format!("{:?}", state.config_options()),
+                    settings: format!("{:?}", state.config_options()).into(),
                 })
             }
             _ => None,
@@ -168,7 +174,7 @@ impl PlanCache {
         optimized: &LogicalPlan,
         generation_after: &[Option<u64>],
     ) {
-        let Some(key) = lookup.key else {
+        let Some(mut key) = lookup.key else {
             return;
         };
         if lookup.generation != generation_after || !reusable(planned) {
@@ -180,6 +186,13 @@ impl PlanCache {
         inner
             .entries
             .retain(|_, entry| entry.generation == lookup.generation);
+        if let Some(shared) = inner
+            .entries
+            .keys()
+            .find(|kept| kept.settings == key.settings)
+        {
+            key.settings = Arc::clone(&shared.settings);
+        }
         if inner.entries.len() >= CAPACITY && !inner.entries.contains_key(&key) {
             let oldest = inner
                 .entries
@@ -220,11 +233,17 @@ async fn relations(
     Some(providers)
 }
 
-/// Whether a plan's optimised form depends only on what [`PlanCache`] compares: a
-/// query, without parameters, without functions that are not `Immutable` (the
-/// optimizer folds `now()` to the moment it ran) or variables, in it or in the views
-/// and table functions it reads.
+/// Whether a plan's optimised form depends only on what [`PlanCache`] compares, and
+/// it is worth keeping: a query, without parameters, without functions that are not
+/// `Immutable` (the optimizer folds `now()` to the moment it ran) or variables, in it
+/// or in the views and table functions it reads, of at most [`MAX_EXPRESSIONS`].
 pub fn reusable(plan: &LogicalPlan) -> bool {
+    let mut expressions = 0;
+    reusable_within(plan, &mut expressions)
+}
+
+/// [`reusable`], counting the expression nodes met into `expressions`.
+fn reusable_within(plan: &LogicalPlan, expressions: &mut usize) -> bool {
     if matches!(
         plan,
         LogicalPlan::Ddl(_)
@@ -241,7 +260,7 @@ pub fn reusable(plan: &LogicalPlan) -> bool {
     let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
             if let Some(inner) = scan.source.get_logical_plan() {
-                if !reusable(&inner) {
+                if !reusable_within(&inner, expressions) {
                     fixed = false;
                     return Ok(TreeNodeRecursion::Stop);
                 }
@@ -249,13 +268,15 @@ pub fn reusable(plan: &LogicalPlan) -> bool {
         }
         node.apply_expressions(|expr| {
             expr.apply(|e| {
-                let of_the_moment = match e {
-                    Expr::ScalarFunction(f) => {
-                        f.func.signature().volatility != Volatility::Immutable
-                    }
-                    Expr::Placeholder(_) | Expr::ScalarVariable(..) => true,
-                    _ => false,
-                };
+                *expressions += 1;
+                let of_the_moment = *expressions > MAX_EXPRESSIONS
+                    || match e {
+                        Expr::ScalarFunction(f) => {
+                            f.func.signature().volatility != Volatility::Immutable
+                        }
+                        Expr::Placeholder(_) | Expr::ScalarVariable(..) => true,
+                        _ => false,
+                    };
                 if of_the_moment {
                     fixed = false;
                     return Ok(TreeNodeRecursion::Stop);
