@@ -298,7 +298,7 @@ impl Engine {
                      SQL INSERT, UPDATE, DELETE and COPY are not allowed",
                 )
             })?;
-        if !crate::plans::reusable(&plan) {
+        if !crate::plans::is_query(&plan) {
             return Ok(self.ctx.execute_logical_plan(plan).await?);
         }
         let optimized = state.optimize(&plan)?;

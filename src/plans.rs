@@ -244,16 +244,7 @@ pub fn reusable(plan: &LogicalPlan) -> bool {
 
 /// [`reusable`], counting the expression nodes met into `expressions`.
 fn reusable_within(plan: &LogicalPlan, expressions: &mut usize) -> bool {
-    if matches!(
-        plan,
-        LogicalPlan::Ddl(_)
-            | LogicalPlan::Dml(_)
-            | LogicalPlan::Copy(_)
-            | LogicalPlan::Statement(_)
-            | LogicalPlan::Explain(_)
-            | LogicalPlan::Analyze(_)
-            | LogicalPlan::DescribeTable(_)
-    ) {
+    if !is_query(plan) {
         return false;
     }
     let mut fixed = true;
@@ -286,6 +277,20 @@ fn reusable_within(plan: &LogicalPlan, expressions: &mut usize) -> bool {
         })
     });
     fixed
+}
+
+/// Whether `plan` answers a query, as opposed to DDL, `SET`, `EXPLAIN` or a write.
+pub fn is_query(plan: &LogicalPlan) -> bool {
+    !matches!(
+        plan,
+        LogicalPlan::Ddl(_)
+            | LogicalPlan::Dml(_)
+            | LogicalPlan::Copy(_)
+            | LogicalPlan::Statement(_)
+            | LogicalPlan::Explain(_)
+            | LogicalPlan::Analyze(_)
+            | LogicalPlan::DescribeTable(_)
+    )
 }
 
 /// A DataFrame over `optimized`, a plan that [`SessionState::optimize`] made: its

@@ -336,11 +336,9 @@ pub async fn plan_query(
     let Some(optimized) = promised_types(&state, &plan)? else {
         return Ok(plan);
     };
-    if crate::plans::reusable(&plan) {
-        shared
-            .plans
-            .keep(lookup, &plan, &optimized, &shared.engine.generation());
-    }
+    shared
+        .plans
+        .keep(lookup, &plan, &optimized, &shared.engine.generation());
     Ok(optimized)
 }
 
