@@ -103,6 +103,7 @@ impl Engine {
         let state = SessionStateBuilder::new_from_existing(state)
             .with_physical_optimizer_rule(Arc::new(crate::functions::UnreachedLimits))
             .with_physical_optimizer_rule(Arc::new(crate::decimal::ExactDecimalProducts))
+            .with_physical_optimizer_rule(Arc::new(crate::runs::AggregateByRuns))
             .with_query_planner(Arc::new(crate::sizing::SizedPlanner))
             .build();
         let ctx = SessionContext::new_with_state(state);

@@ -17,6 +17,9 @@
 //!    - [`output`]: what the CLI and the HTTP API share about writing results.
 //!    - [`decimal`]: decimal products multiplied without per-row overflow checks where
 //!      the operands' precisions rule overflow out (a physical rule every session has).
+//!    - [`runs`]: aggregates grouped by partition columns (`GROUP BY year`) fed run by
+//!      run of equal keys to their accumulators, without hashing each row (a physical
+//!      rule every session has).
 //!    - [`sizing`]: plans over few rows (by the Delta log's counts) made in one
 //!      partition (the physical planner every session has).
 //!    - [`plans`]: repeated SQL planned once: optimised plans kept while the
@@ -63,6 +66,7 @@ pub mod output;
 pub mod plans;
 pub mod report;
 pub mod rollup;
+pub mod runs;
 pub mod sample;
 pub mod server;
 pub mod shape;

@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("shape", 3),
     ("output", 3),
     ("decimal", 3),
+    ("runs", 3),
     ("sizing", 3),
     ("plans", 3),
     ("rollup", 4),

@@ -73,3 +73,50 @@ async fn every_query_runs_and_every_seed_figure_is_exact() {
         "every seed figure has its query in queries/"
     );
 }
+
+/// Aggregates grouped by the partition column run by runs of equal keys
+/// (`kpidb::runs`), and answer as the hash aggregate does: the same questions grouped
+/// by a cast of the year (which is no partition column) are hashed.
+#[tokio::test]
+async fn grouping_by_the_partition_column_answers_as_hashing_does() {
+    let engine = Engine::open_raw(
+        Warehouse::open(kpidb::sample::shipped::warehouse().unwrap()).unwrap(),
+        kpidb::AsOf::Latest,
+    )
+    .await
+    .unwrap();
+    let questions = [
+        "SELECT {KEY}, count(*), sum(score), min(score), max(max_score), avg(score) \
+         FROM dept_scores WHERE score * 10 < max_score * 6 GROUP BY 1 ORDER BY 1",
+        "SELECT {KEY}, count(*), sum(score), sum(max_score) FROM dept_scores \
+         GROUP BY 1 ORDER BY 1",
+        "SELECT {KEY}, count(approved_amount), sum(approved_amount), \
+         count(DISTINCT conclusion), max(requested_amount) \
+         FROM exante_reviews WHERE year >= 2021 GROUP BY 1 ORDER BY 1",
+        "SELECT {KEY}, eval_kind, count(total_score), avg(total_score) FROM evaluations \
+         GROUP BY 1, 2 ORDER BY 1, 2",
+        "SELECT {KEY}, count(*) FROM dept_scores WHERE score > 1000 GROUP BY 1",
+    ];
+    let plan = |sql: String| {
+        let engine = &engine;
+        async move {
+            let explained = answer(engine, &format!("EXPLAIN {sql}")).await;
+            (
+                explained.contains("RunAggregateExec"),
+                answer(engine, &sql).await,
+            )
+        }
+    };
+    for question in questions {
+        let (runs, by_runs) = plan(question.replace("{KEY}", "year")).await;
+        let (hashed_runs, hashed) =
+            plan(question.replace("{KEY}", "CAST(year AS BIGINT) AS year")).await;
+        let keyed_by_year = !question.contains("eval_kind");
+        assert_eq!(
+            runs, keyed_by_year,
+            "run by runs or not as expected: {question}"
+        );
+        assert!(!hashed_runs, "a computed key is hashed: {question}");
+        assert_eq!(by_runs, hashed, "{question}");
+    }
+}
