@@ -9,12 +9,18 @@
 //! filters and projections for [`DecimalProduct`], which multiplies without the check
 //! and gives the same values, type and nulls. Everything else about the expression
 //! (its display, bounds, statistics) is the original's.
+//!
+//! A comparison of two such decimals, each side a value of at most 18 digits times a
+//! constant whose product still fits in 64 bits (`score * 10 < max_score * 6`, or a
+//! cast that only widens), becomes a [`DecimalComparison`]: each row's two products
+//! made and compared in 64-bit registers, with no 128-bit product arrays in between.
 
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{AsArray, PrimitiveArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, PrimitiveArray};
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::compute::kernels::numeric::mul;
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, FieldRef, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -24,7 +30,7 @@ use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::interval_arithmetic::Interval;
 use datafusion::logical_expr::sort_properties::ExprProperties;
 use datafusion::logical_expr::{ColumnarValue, Operator};
-use datafusion::physical_expr::expressions::BinaryExpr;
+use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Literal};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr_common::datum::apply;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -37,7 +43,8 @@ const MAX_DIGITS: u8 = 37;
 
 /// The physical rule: decimal products in `FilterExec` predicates and
 /// `ProjectionExec` expressions become [`DecimalProduct`]s where the operands'
-/// precisions rule out overflow.
+/// precisions rule out overflow, and comparisons of them [`DecimalComparison`]s
+/// where they fit in 64 bits.
 #[derive(Debug, Default)]
 pub struct ExactDecimalProducts;
 
@@ -103,6 +110,15 @@ fn unchecked(
         let Some(binary) = e.downcast_ref::<BinaryExpr>() else {
             return Ok(Transformed::no(e));
         };
+        if is_comparison(binary.op()) {
+            return Ok(if DecimalComparison::applies(binary, schema)? {
+                Transformed::yes(Arc::new(DecimalComparison {
+                    inner: Arc::new(binary.clone()),
+                }))
+            } else {
+                Transformed::no(e)
+            });
+        }
         if *binary.op() != Operator::Multiply {
             return Ok(Transformed::no(e));
         }
@@ -255,6 +271,251 @@ impl PhysicalExpr for DecimalProduct {
     }
 }
 
+fn is_comparison(op: &Operator) -> bool {
+    matches!(
+        op,
+        Operator::Eq
+            | Operator::NotEq
+            | Operator::Lt
+            | Operator::LtEq
+            | Operator::Gt
+            | Operator::GtEq
+    )
+}
+
+/// `expr` as an operand times a constant factor, where its value (as stored, scale
+/// included) is the operand's times the factor and fits in 64 bits: a product by a
+/// literal, a cast that only widens a decimal, or a decimal of at most 18 digits.
+fn scaled(
+    expr: &Arc<dyn PhysicalExpr>,
+    schema: &Schema,
+) -> Result<Option<(Arc<dyn PhysicalExpr>, i64)>> {
+    let found = operand(expr, schema)?;
+    let Some((operand, factor)) = found else {
+        return Ok(None);
+    };
+    if operand.is::<Literal>() {
+        // A constant's own value is checked when it is read.
+        return Ok(i64::try_from(factor).ok().map(|f| (operand, f)));
+    }
+    let DataType::Decimal128(digits, _) = operand.data_type(schema)? else {
+        return Ok(None);
+    };
+    let limit = 10_i128.pow(u32::from(I64_DIGITS.saturating_sub(digits)));
+    Ok((digits <= I64_DIGITS && factor.abs() < limit).then_some((operand, factor as i64)))
+}
+
+/// The operand and factor of [`scaled`], before its 64-bit check.
+fn operand(
+    expr: &Arc<dyn PhysicalExpr>,
+    schema: &Schema,
+) -> Result<Option<(Arc<dyn PhysicalExpr>, i128)>> {
+    if let Some(product) = expr.downcast_ref::<DecimalProduct>() {
+        let constant = |e: &Arc<dyn PhysicalExpr>| match e.downcast_ref::<Literal>()?.value() {
+            ScalarValue::Decimal128(Some(v), ..) => Some(*v),
+            _ => None,
+        };
+        let (left, right) = (product.inner.left(), product.inner.right());
+        let (other, v) = match (constant(left), constant(right)) {
+            (None, Some(v)) => (left, v),
+            (Some(v), None) => (right, v),
+            _ => return Ok(None),
+        };
+        return Ok(operand(other, schema)?.and_then(|(e, f)| Some((e, f.checked_mul(v)?))));
+    }
+    if let Some(cast) = expr.downcast_ref::<CastExpr>() {
+        if let (DataType::Decimal128(p, s), DataType::Decimal128(to_p, to_s)) =
+            (cast.expr().data_type(schema)?, cast.cast_type())
+        {
+            let widens =
+                *to_s >= s && i16::from(*to_p) - i16::from(*to_s) >= i16::from(p) - i16::from(s);
+            if widens {
+                let shift = 10_i128.checked_pow(u32::from((*to_s - s) as u8));
+                return Ok(operand(cast.expr(), schema)?
+                    .and_then(|(e, f)| Some((e, f.checked_mul(shift?)?))));
+            }
+        }
+    }
+    Ok(match expr.data_type(schema)? {
+        DataType::Decimal128(..) => Some((Arc::clone(expr), 1)),
+        _ => None,
+    })
+}
+
+/// A comparison of two decimals of one type, each an operand times a constant that
+/// fits in 64 bits (`score * 10 < max_score * 6`): compared row by row in 64 bits,
+/// without the 128-bit products or a second pass to compare them. `inner` is the
+/// comparison as planned (its children the products), whose answer this is.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct DecimalComparison {
+    inner: Arc<BinaryExpr>,
+}
+
+impl DecimalComparison {
+    fn applies(binary: &BinaryExpr, schema: &Schema) -> Result<bool> {
+        let (left, right) = (
+            binary.left().data_type(schema)?,
+            binary.right().data_type(schema)?,
+        );
+        Ok(matches!(left, DataType::Decimal128(..))
+            && left == right
+            && scaled(binary.left(), schema)?.is_some()
+            && scaled(binary.right(), schema)?.is_some())
+    }
+
+    /// Each side's operand values times its factor, compared with `op`, or `None`
+    /// where a side is not an array or a known constant.
+    fn compare(
+        &self,
+        batch: &RecordBatch,
+        (left, lf): (Arc<dyn PhysicalExpr>, i64),
+        (right, rf): (Arc<dyn PhysicalExpr>, i64),
+    ) -> Result<Option<BooleanArray>> {
+        let rows = batch.num_rows();
+        let side = |e: &Arc<dyn PhysicalExpr>, f: i64| -> Result<Option<Side>> {
+            Ok(match e.evaluate(batch)? {
+                ColumnarValue::Array(a) => Some(Side::Values(a, f)),
+                ColumnarValue::Scalar(ScalarValue::Decimal128(Some(v), ..)) => v
+                    .checked_mul(i128::from(f))
+                    .and_then(|v| i64::try_from(v).ok())
+                    .map(Side::Constant),
+                ColumnarValue::Scalar(_) => None,
+            })
+        };
+        let (Some(l), Some(r)) = (side(&left, lf)?, side(&right, rf)?) else {
+            return Ok(None);
+        };
+        let op = *self.inner.op();
+        Ok(Some(match (&l, &r) {
+            (Side::Values(a, fa), Side::Values(b, fb)) => {
+                let (a, b) = (
+                    a.as_primitive::<Decimal128Type>(),
+                    b.as_primitive::<Decimal128Type>(),
+                );
+                let (av, bv) = (a.values(), b.values());
+                let value = |i: usize| (av[i] as i64).wrapping_mul(*fa);
+                let other = |i: usize| (bv[i] as i64).wrapping_mul(*fb);
+                BooleanArray::new(
+                    by_op(op, rows, value, other),
+                    NullBuffer::union(a.nulls(), b.nulls()),
+                )
+            }
+            (Side::Values(a, fa), Side::Constant(c)) => {
+                let a = a.as_primitive::<Decimal128Type>();
+                let av = a.values();
+                BooleanArray::new(
+                    by_op(op, rows, |i| (av[i] as i64).wrapping_mul(*fa), |_| *c),
+                    a.nulls().cloned(),
+                )
+            }
+            (Side::Constant(c), Side::Values(b, fb)) => {
+                let b = b.as_primitive::<Decimal128Type>();
+                let bv = b.values();
+                BooleanArray::new(
+                    by_op(op, rows, |_| *c, |i| (bv[i] as i64).wrapping_mul(*fb)),
+                    b.nulls().cloned(),
+                )
+            }
+            (Side::Constant(_), Side::Constant(_)) => return Ok(None),
+        }))
+    }
+}
+
+/// One side of a [`DecimalComparison`] for a batch.
+enum Side {
+    Values(ArrayRef, i64),
+    Constant(i64),
+}
+
+/// `left(i) op right(i)` for every row.
+fn by_op(
+    op: Operator,
+    rows: usize,
+    left: impl Fn(usize) -> i64,
+    right: impl Fn(usize) -> i64,
+) -> BooleanBuffer {
+    match op {
+        Operator::Eq => BooleanBuffer::collect_bool(rows, |i| left(i) == right(i)),
+        Operator::NotEq => BooleanBuffer::collect_bool(rows, |i| left(i) != right(i)),
+        Operator::Lt => BooleanBuffer::collect_bool(rows, |i| left(i) < right(i)),
+        Operator::LtEq => BooleanBuffer::collect_bool(rows, |i| left(i) <= right(i)),
+        Operator::Gt => BooleanBuffer::collect_bool(rows, |i| left(i) > right(i)),
+        _ => BooleanBuffer::collect_bool(rows, |i| left(i) >= right(i)),
+    }
+}
+
+impl fmt::Display for DecimalComparison {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl PhysicalExpr for DecimalComparison {
+    fn data_type(&self, input_schema: &Schema) -> Result<DataType> {
+        self.inner.data_type(input_schema)
+    }
+
+    fn nullable(&self, input_schema: &Schema) -> Result<bool> {
+        self.inner.nullable(input_schema)
+    }
+
+    fn return_field(&self, input_schema: &Schema) -> Result<FieldRef> {
+        self.inner.return_field(input_schema)
+    }
+
+    fn evaluate(&self, batch: &RecordBatch) -> Result<ColumnarValue> {
+        let schema = batch.schema();
+        let sides = (
+            scaled(self.inner.left(), &schema)?,
+            scaled(self.inner.right(), &schema)?,
+        );
+        if let (Some(left), Some(right)) = sides {
+            if let Some(answer) = self.compare(batch, left, right)? {
+                return Ok(ColumnarValue::Array(Arc::new(answer)));
+            }
+        }
+        self.inner.evaluate(batch)
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
+        self.inner.children()
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn PhysicalExpr>>,
+    ) -> Result<Arc<dyn PhysicalExpr>> {
+        let right = children.pop();
+        let left = children.pop();
+        let (Some(left), Some(right), true) = (left, right, children.is_empty()) else {
+            return datafusion::common::internal_err!("a comparison has two children");
+        };
+        Ok(Arc::new(DecimalComparison {
+            inner: Arc::new(BinaryExpr::new(left, *self.inner.op(), right)),
+        }))
+    }
+
+    fn evaluate_bounds(&self, children: &[&Interval]) -> Result<Interval> {
+        self.inner.evaluate_bounds(children)
+    }
+
+    fn propagate_constraints(
+        &self,
+        interval: &Interval,
+        children: &[&Interval],
+    ) -> Result<Option<Vec<Interval>>> {
+        self.inner.propagate_constraints(interval, children)
+    }
+
+    fn get_properties(&self, children: &[ExprProperties]) -> Result<ExprProperties> {
+        self.inner.get_properties(children)
+    }
+
+    fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt_sql(f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,7 +556,11 @@ mod tests {
                     values
                 };
                 let score = column(10_i128.pow(7), &mut next);
-                let max_score = column(10_i128.pow(7), &mut next);
+                let mut max_score = column(10_i128.pow(7), &mut next);
+                // Ties, for comparisons: every fifth row has full marks.
+                for i in (3..max_score.len()).step_by(5) {
+                    max_score[i] = score[i];
+                }
                 let amount = column(10_i128.pow(18), &mut next);
                 let array = |values: Vec<Option<i128>>, p: u8| {
                     Arc::new(
@@ -418,6 +683,101 @@ mod tests {
             );
             assert_eq!(uses_products(&exact, sql).await, products, "{sql}");
             assert_eq!(uses_products(&checked, sql).await, 0, "{sql}");
+        }
+    }
+
+    async fn fused_comparisons(ctx: &SessionContext, sql: &str) -> usize {
+        let plan = ctx
+            .sql(sql)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let mut found = 0;
+        plan.apply(|node| {
+            node.apply_expressions(&mut |e| {
+                e.apply(|e| {
+                    if e.is::<DecimalComparison>() {
+                        found += 1;
+                    }
+                    Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+                })
+            })
+        })
+        .unwrap();
+        found
+    }
+
+    #[tokio::test]
+    async fn comparisons_in_64_bits_equal_the_planned_ones() {
+        let exact = session(true);
+        let checked = session(false);
+        for (sql, fused) in [
+            (
+                "SELECT count(*) FROM s WHERE score * 10 < max_score * 6",
+                Some(1),
+            ),
+            (
+                "SELECT count(*) FROM s WHERE score * 3 >= max_score * -2",
+                Some(1),
+            ),
+            ("SELECT count(*) FROM s WHERE score = max_score", Some(1)),
+            ("SELECT count(*) FROM s WHERE max_score <> score", Some(1)),
+            ("SELECT count(*) FROM s WHERE score > 12.5", Some(1)),
+            ("SELECT count(*) FROM s WHERE 7 * score <= 12.5", Some(1)),
+            // A widening cast is a factor too; 0.6 is a float, compared as one.
+            (
+                "SELECT count(*) FROM s WHERE score < max_score * CAST(0.6 AS DECIMAL(2, 1))",
+                Some(1),
+            ),
+            (
+                "SELECT count(*) FROM s WHERE score < max_score * 0.6",
+                Some(0),
+            ),
+            // At the edge of 64 bits, and past it.
+            (
+                "SELECT count(*) FROM s WHERE score * 99999999999 > max_score",
+                Some(1),
+            ),
+            (
+                "SELECT count(*) FROM s WHERE score * 100000000000 > max_score",
+                Some(0),
+            ),
+            (
+                "SELECT count(*) FROM s WHERE amount > max_score * 100",
+                Some(0),
+            ),
+            ("SELECT count(*) FROM s WHERE amount * 2 > 1", Some(0)),
+            // Equal sides, where every operator's answer on ties shows.
+            (
+                "SELECT score, max_score, score * 2 < max_score * 2 AS lt, \
+                        score * 3 <= max_score * 3 AS le, score * 4 > max_score * 4 AS gt, \
+                        score * 5 >= max_score * 5 AS ge, score * 7 = max_score * 7 AS eq, \
+                        score * 8 <> max_score * 8 AS ne \
+                 FROM s ORDER BY score, max_score",
+                Some(6),
+            ),
+            // Nulls, in a projection where they show.
+            (
+                "SELECT score * 10 < max_score * 6 AS low, score >= 1 AS one FROM s \
+                 ORDER BY score, max_score, low, one",
+                Some(2),
+            ),
+            (
+                "SELECT count(*) FROM s WHERE score * 2 <= CAST(NULL AS DECIMAL(7, 2))",
+                None,
+            ),
+        ] {
+            assert_eq!(
+                answer(&exact, sql).await,
+                answer(&checked, sql).await,
+                "{sql}"
+            );
+            if let Some(fused) = fused {
+                assert_eq!(fused_comparisons(&exact, sql).await, fused, "{sql}");
+            }
+            assert_eq!(fused_comparisons(&checked, sql).await, 0, "{sql}");
         }
     }
 

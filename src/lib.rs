@@ -16,7 +16,8 @@
 //!    - [`shape`]: parsed SQL made shallow (long OR lists to IN, long chains refused) for every surface.
 //!    - [`output`]: what the CLI and the HTTP API share about writing results.
 //!    - [`decimal`]: decimal products multiplied without per-row overflow checks where
-//!      the operands' precisions rule overflow out (a physical rule every session has).
+//!      the operands' precisions rule overflow out, and comparisons of them made in 64
+//!      bits where they fit (a physical rule every session has).
 //!    - [`runs`]: aggregates grouped by partition columns (`GROUP BY year`) fed run by
 //!      run of equal keys to their accumulators, without hashing each row (a physical
 //!      rule every session has).
