@@ -341,11 +341,10 @@ async fn run_sql(
         protocol: PROTOCOL,
     };
     let session = shared.session(limits.clone());
-    let plan = plan_query(shared, &session, statement, limits.timeout)
+    let frame = plan_query(shared, &session, statement, limits.timeout)
         .await
-        .map_err(|e| ClientError::from_datafusion(&e))?;
-    let frame = session
-        .execute_logical_plan(plan)
+        .map_err(|e| ClientError::from_datafusion(&e))?
+        .frame(&session)
         .await
         .map_err(|e| ClientError::from_datafusion(&e))?;
     let mut stream = frame

@@ -42,7 +42,7 @@ use datafusion::physical_plan::joins::{
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
@@ -304,6 +304,26 @@ fn humanize(d: Duration) -> String {
     }
 }
 
+/// A client's query as [`plan_query`] planned it.
+#[derive(Debug)]
+pub struct Planned {
+    pub plan: LogicalPlan,
+    /// Whether `plan` is optimised already (kept, or made now), so running it needs
+    /// no optimizer pass again.
+    pub optimized: bool,
+}
+
+impl Planned {
+    /// The rows of the plan, in `session`: an optimised plan is not optimised twice.
+    pub async fn frame(self, session: &SessionContext) -> Result<DataFrame> {
+        if self.optimized {
+            Ok(crate::plans::frame(session.state(), self.plan))
+        } else {
+            session.execute_logical_plan(self.plan).await
+        }
+    }
+}
+
 /// Plans `statement` in `session` within `timeout`, and checks the plan is a pure
 /// query ([`policy::verify`]). Both protocols plan client SQL through here. A query
 /// without parameters comes back optimised, and is kept in `shared.plans` for the next
@@ -313,7 +333,7 @@ pub async fn plan_query(
     session: &SessionContext,
     statement: DFStatement,
     timeout: Duration,
-) -> Result<LogicalPlan> {
+) -> Result<Planned> {
     let state = session.state();
     let (lookup, kept) = shared
         .plans
@@ -321,7 +341,10 @@ pub async fn plan_query(
         .await;
     if let Some(plan) = kept {
         shared.metrics.plan_reused();
-        return Ok(plan);
+        return Ok(Planned {
+            plan,
+            optimized: true,
+        });
     }
     let relations = crate::engine::relations_written(&statement);
     let plan = match tokio::time::timeout(timeout, state.statement_to_plan(statement)).await {
@@ -334,12 +357,18 @@ pub async fn plan_query(
     };
     policy::verify(&plan)?;
     let Some(optimized) = promised_types(&state, &plan)? else {
-        return Ok(plan);
+        return Ok(Planned {
+            plan,
+            optimized: false,
+        });
     };
     shared
         .plans
         .keep(lookup, &plan, &optimized, &shared.engine.generation());
-    Ok(optimized)
+    Ok(Planned {
+        plan: optimized,
+        optimized: true,
+    })
 }
 
 /// `plan` optimised, answering in the column types its schema promises; `None` when

@@ -56,7 +56,7 @@ use tokio::sync::{Notify, Semaphore};
 use super::auth::ScramSource;
 use super::budget::{self, Budget};
 use super::errors::{panic_message, ClientError, Code};
-use super::limits::{plan_query, Limits};
+use super::limits::{plan_query, Limits, Planned};
 use super::metrics::Metrics;
 use super::policy::{self, Verdict};
 use super::Shared;
@@ -414,10 +414,13 @@ impl Service {
                 let bound = super::bound::bind(statement, &params).map_err(api)?;
                 self.guard.plan(&bound, &self.session, client).await?
             }
-            None => described
-                .clone()
-                .replace_params_with_values(&params)
-                .map_err(api)?,
+            None => Planned {
+                plan: described
+                    .clone()
+                    .replace_params_with_values(&params)
+                    .map_err(api)?,
+                optimized: false,
+            },
         };
         self.encoded(client, portal, plan).await
     }
@@ -426,13 +429,13 @@ impl Service {
         &self,
         client: &C,
         portal: &Portal<PgStatement>,
-        plan: LogicalPlan,
+        plan: Planned,
     ) -> PgWireResult<Response>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
         let api = |e: DataFusionError| user_error(&ClientError::from_datafusion(&e));
-        let frame = self.session.execute_logical_plan(plan).await.map_err(api)?;
+        let frame = plan.frame(&self.session).await.map_err(api)?;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         encode_dataframe(frame, &portal.result_column_format, Some(options))
             .await
@@ -703,7 +706,7 @@ impl Guard {
         statement: &Statement,
         session: &SessionContext,
         client: &(impl ClientInfo + ?Sized),
-    ) -> PgWireResult<LogicalPlan> {
+    ) -> PgWireResult<Planned> {
         let mut statement = statement.clone();
         super::output_names::name_outputs(&mut statement);
         let user = client.metadata().get(METADATA_USER).map(String::as_str);
@@ -750,12 +753,18 @@ impl Guard {
             };
             let statement = Statement::Query(query.clone());
             let bound = super::bound::bind(&statement, params).map_err(api)?;
-            let plan = self.plan(&bound, session, &*client).await?;
-            let plan = plan.replace_params_with_values(params).map_err(api)?;
-            let frame = session
-                .execute_logical_plan(plan.clone())
-                .await
+            let planned = self.plan(&bound, session, &*client).await?;
+            let plan = planned
+                .plan
+                .replace_params_with_values(params)
                 .map_err(api)?;
+            let frame = Planned {
+                plan: plan.clone(),
+                optimized: planned.optimized,
+            }
+            .frame(session)
+            .await
+            .map_err(api)?;
             let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
             let rows = encode_dataframe(frame, &Format::UnifiedText, Some(options)).await?;
             // The plan goes with it, so that a Describe of the portal (psycopg asks)
@@ -836,11 +845,11 @@ impl QueryHook for Guard {
                 _ => None,
             },
             Verdict::Query => {
-                let plan = match self.plan(statement, session, &*client).await {
-                    Ok(plan) => plan,
+                let planned = match self.plan(statement, session, &*client).await {
+                    Ok(planned) => planned,
                     Err(e) => return Some(Err(e)),
                 };
-                let frame = match session.execute_logical_plan(plan).await {
+                let frame = match planned.frame(session).await {
                     Ok(frame) => frame,
                     Err(e) => return Some(Err(user_error(&ClientError::from_datafusion(&e)))),
                 };
@@ -869,11 +878,14 @@ impl QueryHook for Guard {
             Verdict::Session => None,
             Verdict::Query => {
                 let slots = super::bound::slots(statement);
+                // The plan is stored with the statement and run when a portal
+                // executes it, after its parameters are bound.
                 if slots.is_empty() {
-                    return Some(self.plan(statement, session, client).await);
+                    return Some(self.plan(statement, session, client).await.map(|p| p.plan));
                 }
-                let plan =
-                    |sample: Statement| async move { self.plan(&sample, session, client).await };
+                let plan = |sample: Statement| async move {
+                    self.plan(&sample, session, client).await.map(|p| p.plan)
+                };
                 Some(super::bound::describe(statement, &slots, plan).await)
             }
         }
