@@ -59,6 +59,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt as _;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
@@ -233,7 +234,8 @@ pub async fn start(
                     listener,
                     axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config)),
                 )
-                .map_err(|e| Error::io("http_listen", e))?;
+                .map_err(|e| Error::io("http_listen", e))?
+                .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()));
                 tokio::spawn(async move {
                     if let Err(e) = server.serve(app.into_make_service()).await {
                         log::error!("http: server stopped: {e}");
@@ -241,6 +243,12 @@ pub async fn start(
                 });
             }
             None => {
+                // As for PostgreSQL: replies go out as they are written.
+                let listener = listener.tap_io(|socket| {
+                    if let Err(e) = socket.set_nodelay(true) {
+                        log::debug!("http: TCP_NODELAY: {e}");
+                    }
+                });
                 tokio::spawn(async move {
                     if let Err(e) = axum::serve(listener, app).await {
                         log::error!("http: server stopped: {e}");

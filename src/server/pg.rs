@@ -85,6 +85,11 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
+        // Answers go out as they are written: without this, a reply written in
+        // pieces waits for the client's delayed acknowledgement (40 ms on Linux).
+        if let Err(e) = socket.set_nodelay(true) {
+            log::debug!("pg: TCP_NODELAY for {peer}: {e}");
+        }
         let front = front.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
