@@ -608,7 +608,8 @@ mod tests {
         )
     }
 
-    async fn uses_products(ctx: &SessionContext, sql: &str) -> usize {
+    /// How many expressions of type `E` the physical plan of `sql` has.
+    async fn planned<E: PhysicalExpr>(ctx: &SessionContext, sql: &str) -> usize {
         let plan = ctx
             .sql(sql)
             .await
@@ -620,7 +621,7 @@ mod tests {
         plan.apply(|node| {
             node.apply_expressions(&mut |e| {
                 e.apply(|e| {
-                    if e.is::<DecimalProduct>() {
+                    if e.is::<E>() {
                         found += 1;
                     }
                     Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
@@ -681,32 +682,13 @@ mod tests {
                 answer(&checked, sql).await,
                 "{sql}"
             );
-            assert_eq!(uses_products(&exact, sql).await, products, "{sql}");
-            assert_eq!(uses_products(&checked, sql).await, 0, "{sql}");
+            assert_eq!(
+                planned::<DecimalProduct>(&exact, sql).await,
+                products,
+                "{sql}"
+            );
+            assert_eq!(planned::<DecimalProduct>(&checked, sql).await, 0, "{sql}");
         }
-    }
-
-    async fn fused_comparisons(ctx: &SessionContext, sql: &str) -> usize {
-        let plan = ctx
-            .sql(sql)
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
-        let mut found = 0;
-        plan.apply(|node| {
-            node.apply_expressions(&mut |e| {
-                e.apply(|e| {
-                    if e.is::<DecimalComparison>() {
-                        found += 1;
-                    }
-                    Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
-                })
-            })
-        })
-        .unwrap();
-        found
     }
 
     #[tokio::test]
@@ -775,9 +757,17 @@ mod tests {
                 "{sql}"
             );
             if let Some(fused) = fused {
-                assert_eq!(fused_comparisons(&exact, sql).await, fused, "{sql}");
+                assert_eq!(
+                    planned::<DecimalComparison>(&exact, sql).await,
+                    fused,
+                    "{sql}"
+                );
             }
-            assert_eq!(fused_comparisons(&checked, sql).await, 0, "{sql}");
+            assert_eq!(
+                planned::<DecimalComparison>(&checked, sql).await,
+                0,
+                "{sql}"
+            );
         }
     }
 
