@@ -13,6 +13,7 @@
 //!    - [`storage`]: the warehouse of Delta tables, in a directory or an S3-compatible
 //!      bucket; commits, history, time travel, external sources.
 //! 3. SQL helpers
+//!    - [`walk`]: walks over parsed SQL, compiled once for every visitor.
 //!    - [`shape`]: parsed SQL made shallow (long OR lists to IN, long chains refused) for every surface.
 //!    - [`output`]: what the CLI and the HTTP API share about writing results.
 //!    - [`decimal`]: decimal products multiplied without per-row overflow checks where
@@ -73,6 +74,7 @@ pub mod server;
 pub mod shape;
 pub mod sizing;
 pub mod storage;
+pub mod walk;
 pub mod years;
 
 pub use engine::Engine;

@@ -34,8 +34,7 @@ use datafusion::error::DataFusionError;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, FunctionArg, FunctionArgExpr, ObjectName, ObjectNamePart, Query, SetExpr,
-    SetOperator, SetQuantifier, Statement, TableFactor, UnaryOperator, Value, Values, VisitMut,
-    VisitorMut,
+    SetOperator, SetQuantifier, Statement, TableFactor, UnaryOperator, Value, Values, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::Dialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -297,7 +296,7 @@ pub fn shape(statement: &mut Statement) -> Result<bool, TooComplex> {
         rewritten: false,
         refused: None,
     };
-    let _ = statement.visit(&mut shaper);
+    let _ = crate::walk::visit_mut(statement, &mut shaper);
     match shaper.refused {
         Some(e) => Err(e),
         None => Ok(shaper.rewritten),

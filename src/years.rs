@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{Int32Type, Int64Type};
 use datafusion::sql::sqlparser::ast::{
-    Expr, Statement, TableFactor, UnaryOperator, Value, Visit, Visitor,
+    Expr, Statement, TableFactor, UnaryOperator, Value, Visitor,
 };
 
 use datafusion::sql::parser::Statement as DFStatement;
@@ -226,7 +226,7 @@ fn asked_in(statement: &Statement) -> Vec<Asked> {
         }
     }
     let mut calls = Calls(Vec::new());
-    let _ = statement.visit(&mut calls);
+    let _ = crate::walk::visit(statement, &mut calls);
     calls.0
 }
 

@@ -20,9 +20,10 @@ use datafusion::common::{ParamValues, Result, ScalarValue};
 use datafusion::logical_expr::expr::Placeholder;
 use datafusion::logical_expr::{lit, Expr as DfExpr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, Statement, TableFactor, Value,
-    Visit, VisitMut, Visitor, VisitorMut,
+    Expr, FunctionArg, FunctionArgExpr, Statement, TableFactor, Value, Visitor, VisitorMut,
 };
+
+use crate::walk::{exprs_mut, visit, visit_mut};
 
 /// A placeholder among a table function's arguments: its number (`$2` is 2),
 /// whether the argument is a year, and whether it may be a fraction.
@@ -62,7 +63,7 @@ pub fn slots(statement: &Statement) -> Vec<Slot> {
         }
     }
     let mut find = Find(Vec::new());
-    let _ = Visit::visit(statement, &mut find);
+    let _ = visit(statement, &mut find);
     find.0
 }
 
@@ -124,7 +125,7 @@ enum SampleArg {
 /// arguments by 1 or a text.
 fn sampled(statement: &Statement, slots: &[Slot], other: SampleArg) -> Statement {
     let mut statement = statement.clone();
-    let _ = VisitMut::visit(
+    let _ = visit_mut(
         &mut statement,
         &mut InCalls(|expr: &mut Expr| {
             if let Some(number) = under_casts(expr) {
@@ -150,7 +151,7 @@ pub fn bind(statement: &Statement, params: &ParamValues) -> Result<Statement> {
     };
     let mut statement = statement.clone();
     let mut failed = None;
-    let _ = visit_expressions_mut(&mut statement, |expr| {
+    let _ = exprs_mut(&mut statement, |expr| {
         if let Some(number) = placeholder(expr) {
             match values.get(number - 1).map(constant) {
                 Some(Ok(constant)) => *expr = constant,

@@ -18,13 +18,15 @@ use std::collections::HashSet;
 
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, visit_relations_mut, AccessExpr, BinaryOperator, CaseWhen, Expr,
-    FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, LambdaFunction,
-    LambdaFunctionParameter, LambdaSyntax, ObjectNamePart, OneOrManyWithParens, Query, SelectItem,
-    SetExpr, Statement, Subscript, TableFactor, TableWithJoins, Value,
+    AccessExpr, BinaryOperator, CaseWhen, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
+    GroupByExpr, Ident, LambdaFunction, LambdaFunctionParameter, LambdaSyntax, ObjectNamePart,
+    OneOrManyWithParens, Query, SelectItem, SetExpr, Statement, Subscript, TableFactor,
+    TableWithJoins, Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
+
+use crate::walk::{exprs_mut, relations_mut};
 
 const AGGREGATES: &[&str] = &[
     "count",
@@ -45,7 +47,7 @@ const AGGREGATES: &[&str] = &[
 ];
 
 pub fn aggregate_scalar_subqueries(statement: &mut Statement) {
-    let _ = visit_expressions_mut(statement, |expr| {
+    let _ = exprs_mut(statement, |expr| {
         if let Expr::Subquery(query) = expr {
             if let SetExpr::Select(select) = query.body.as_mut() {
                 let grouped = match &select.group_by {
@@ -69,7 +71,7 @@ pub fn aggregate_scalar_subqueries(statement: &mut Statement) {
 /// `ESCAPE '/'`): DataFusion takes only the backslash, so the pattern is rewritten
 /// for it ([`super::like_escape`]).
 pub fn like_escapes(statement: &mut Statement) {
-    let _ = visit_expressions_mut(statement, |expr| {
+    let _ = exprs_mut(statement, |expr| {
         if let Expr::Like {
             pattern,
             escape_char,
@@ -97,7 +99,7 @@ pub fn like_escapes(statement: &mut Statement) {
 }
 
 pub fn array_subqueries(statement: &mut Statement) {
-    let _ = visit_expressions_mut(statement, |expr| {
+    let _ = exprs_mut(statement, |expr| {
         if let Expr::Function(function) = expr {
             let is_array = function.name.to_string().eq_ignore_ascii_case("array");
             if let (true, FunctionArguments::Subquery(query)) = (is_array, &function.args) {
@@ -236,7 +238,7 @@ fn rewrite_calls(
     name: &str,
     text: impl Fn(&[FunctionArg]) -> Option<String>,
 ) {
-    let _ = visit_expressions_mut(statement, |expr| {
+    let _ = exprs_mut(statement, |expr| {
         let Expr::Function(function) = expr else {
             return ControlFlow::<()>::Continue(());
         };
@@ -261,7 +263,7 @@ fn rewrite_calls(
 /// writes `composite['field']`. In `con.confkey[1]` the names before the first
 /// subscript name the column and stay.
 pub fn field_access(statement: &mut Statement) {
-    let _ = visit_expressions_mut(statement, |expr| {
+    let _ = exprs_mut(statement, |expr| {
         if let Expr::CompoundFieldAccess { root, access_chain } = expr {
             let named = matches!(**root, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
             let column_parts = match named {
@@ -298,7 +300,7 @@ const REDIRECTED_VIEWS: &[&str] = &[
 /// `information_schema.table_constraints` and `.columns` (Metabase's field sync) and
 /// the other [`REDIRECTED_VIEWS`] read from where kpidb keeps them.
 pub fn information_schema_views(statement: &mut Statement) {
-    let _ = visit_relations_mut(statement, |name| {
+    let _ = relations_mut(statement, |name| {
         if let [schema, view] = name.0.as_mut_slice() {
             let is_view = |part: &ObjectNamePart| {
                 part.as_ident().is_some_and(|i| {
@@ -321,7 +323,7 @@ pub fn information_schema_views(statement: &mut Statement) {
 /// integer, so the name is looked up with [`super::to_regclass`] (an oid passes
 /// through). A literal name was already looked up by datafusion-pg-catalog.
 pub fn regclass_casts(statement: &mut Statement) {
-    let _ = visit_expressions_mut(statement, |expr| {
+    let _ = exprs_mut(statement, |expr| {
         if let Expr::Cast {
             expr: operand,
             data_type,
@@ -375,7 +377,7 @@ const BOOLEAN_COLUMNS: &[&str] = &[
 /// PostgreSQL does; for pg_catalog's boolean columns `'t'`/`'f'` (and `'true'`,
 /// `'false'`, …) are written as the booleans they stand for.
 pub fn boolean_literals(statement: &mut Statement) {
-    let _ = visit_expressions_mut(statement, |expr| {
+    let _ = exprs_mut(statement, |expr| {
         if let Expr::BinaryOp { left, op, right } = expr {
             if matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq) {
                 if is_boolean_column(left) {
@@ -396,7 +398,7 @@ pub fn boolean_literals(statement: &mut Statement) {
 /// so it is NULL too. DataFusion could not plan that subquery, which reads the outer
 /// query in its SELECT list.
 pub fn serial_sequences(statement: &mut Statement) {
-    let _ = visit_expressions_mut(statement, |expr| {
+    let _ = exprs_mut(statement, |expr| {
         match expr {
             Expr::Function(function)
                 if function.name.0.last().is_some_and(|p| {
@@ -459,7 +461,7 @@ fn compares_with_null(condition: &Expr) -> bool {
 /// not hold, as the subquery's empty answer is. Left alone where an empty answer is
 /// not NULL (`count`).
 pub fn outer_conditions(statement: &mut Statement) {
-    let _ = visit_expressions_mut(statement, |expr| {
+    let _ = exprs_mut(statement, |expr| {
         let Expr::Subquery(query) = expr else {
             return ControlFlow::<()>::Continue(());
         };
@@ -537,7 +539,7 @@ fn reads_only_outer(condition: &Expr, local: &HashSet<String>) -> bool {
     }
     let mut outer = 0;
     let mut expr = condition.clone();
-    let stopped = visit_expressions_mut(&mut expr, |e| match e {
+    let stopped = exprs_mut(&mut expr, |e| match e {
         Expr::Identifier(_) => ControlFlow::Break(()),
         Expr::CompoundIdentifier(parts) => {
             let qualifier = parts[..parts.len().saturating_sub(1)]
@@ -596,7 +598,7 @@ fn conjoin(parts: Vec<Expr>) -> Option<Expr> {
 
 fn has_subquery(expr: &Expr) -> bool {
     let mut expr = expr.clone();
-    visit_expressions_mut(&mut expr, |e| match e {
+    exprs_mut(&mut expr, |e| match e {
         Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => ControlFlow::Break(()),
         _ => ControlFlow::Continue(()),
     })

@@ -25,12 +25,12 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     AccessExpr, DataType, Expr, Ident, Query, Select, SelectItem, SetExpr, Statement, Value,
-    VisitMut, VisitorMut,
+    VisitorMut,
 };
 
 /// Names the unaliased expressions of every SELECT in `statement`.
 pub fn name_outputs(statement: &mut Statement) {
-    let _ = statement.visit(&mut Namer);
+    let _ = crate::walk::visit_mut(statement, &mut Namer);
 }
 
 struct Namer;
@@ -225,7 +225,7 @@ pub fn ident_name(ident: &Ident) -> String {
 fn identifiers(expr: &Expr) -> HashSet<String> {
     let mut found = HashSet::new();
     let mut expr = expr.clone();
-    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut expr, |e| {
+    let _ = crate::walk::exprs_mut(&mut expr, |e| {
         match e {
             Expr::Identifier(ident) => {
                 found.insert(ident_name(ident));

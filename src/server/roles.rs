@@ -11,9 +11,7 @@ use datafusion::arrow::array::{new_null_array, ArrayRef, BooleanArray, Int32Arra
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Result;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, Expr, FunctionArguments, Statement, Value,
-};
+use datafusion::sql::sqlparser::ast::{Expr, FunctionArguments, Statement, Value};
 
 /// The owner of every table, schema and database in the catalog.
 const OWNER: (&str, i32) = ("postgres", super::pg_keys::SUPERUSER);
@@ -64,7 +62,7 @@ pub async fn install(ctx: &SessionContext, catalog: &str, users: &[String]) -> R
 /// The registers naming the connected user, written as the string `user`. Run after
 /// the output names are fixed (`output_names`), so their columns keep the register's name.
 pub fn connected_user(statement: &mut Statement, user: &str) {
-    let _ = visit_expressions_mut(statement, |expr| {
+    let _ = crate::walk::exprs_mut(statement, |expr| {
         let register = match expr {
             Expr::Function(function)
                 if matches!(function.args, FunctionArguments::None)

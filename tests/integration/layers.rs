@@ -11,6 +11,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("memory", 1),
     ("model", 1),
     ("storage", 2),
+    ("walk", 3),
     ("shape", 3),
     ("output", 3),
     ("decimal", 3),
