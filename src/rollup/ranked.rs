@@ -33,7 +33,7 @@ use datafusion::logical_expr::{
     cast, Aggregate, BinaryExpr, Expr, LogicalPlan, Operator, Projection, SubqueryAlias, Window,
 };
 
-use super::rewrite::{Level2Query, ReadRollups};
+use super::rewrite::{leads_with, Level2Query, ReadRollups};
 
 /// The name the stored rank goes by between the rollup's scan and the window it replaces.
 const RANK: &str = "__kpidb_rank_from_bottom";
@@ -191,15 +191,8 @@ fn rows_with_rank(aggregate: &Aggregate, query: &Level2Query) -> Result<Option<L
     }
     exprs.push(Expr::Column(Column::new_unqualified(RANK)));
     let plan = query.rows(Some(RANK))?.project(exprs)?.build()?;
-    // The same columns as the aggregate's, or no rewrite.
-    let same = aggregate
-        .schema
-        .iter()
-        .zip(plan.schema().iter())
-        .all(|((q1, f1), (q2, f2))| {
-            q1 == q2 && f1.name() == f2.name() && f1.data_type() == f2.data_type()
-        });
-    Ok(same.then_some(plan))
+    // The same columns as the aggregate's (then the rank), or no rewrite.
+    Ok(leads_with(plan.schema(), &aggregate.schema).then_some(plan))
 }
 
 /// `node` rebuilt over `input` (its own input with the rank last), passing the rank on.

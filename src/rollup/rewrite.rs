@@ -9,15 +9,17 @@
 //! NULL>)` without DISTINCT, FILTER or ORDER BY: a sum of sums, a sum of counts and
 //! the least of least values are the same numbers. The rollup's rows are renamed to
 //! look like dept_scores' (`dept_scores.year`, `dept_scores.dept_code`), so every
-//! expression above stays as it was, and each result keeps its name and type. `EXPLAIN` shows
-//! the rollup's scan (`kpidb_rollup.public.dept_totals`) when it fires.
+//! expression above stays as it was, and each result keeps its name and type. Grouped
+//! by both year and dept_code, each group is one rollup row, and the aggregate becomes
+//! a projection of that row's columns (no aggregation at all). `EXPLAIN` shows the
+//! rollup's scan (`kpidb_rollup.public.dept_totals`) when it fires.
 
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, Result, TableReference};
+use datafusion::common::{Column, DFSchema, Result, TableReference};
 use datafusion::datasource::provider_as_source;
 use datafusion::functions::core::expr_fn::coalesce;
 use datafusion::functions_aggregate::expr_fn::{max, min};
@@ -123,7 +125,7 @@ impl ReadRollups {
         let mut measures = Vec::with_capacity(aggregate.aggr_expr.len());
         for (i, expr) in aggregate.aggr_expr.iter().enumerate() {
             let field = aggregate.schema.field(groups + i);
-            let Some(over_rollup) = measure(expr) else {
+            let Some(over_rollup) = Measure::of(expr).map(Measure::over_rows) else {
                 return Ok(None);
             };
             measures.push(cast(over_rollup, field.data_type().clone()).alias(field.name()));
@@ -153,11 +155,65 @@ impl ReadRollups {
                 Step::Alias(name) => builder.alias(name)?,
             };
         }
+        // Grouped by the rollup's whole key, each group is one rollup row: its columns
+        // are the answer, without aggregating again.
+        if covers_key(aggregate) {
+            if let Some(rows) = one_row_per_group(builder.clone(), aggregate)? {
+                return Ok(Some(rows));
+            }
+        }
         let rewritten = builder
             .aggregate(aggregate.group_expr.clone(), measures)?
             .build()?;
         Ok(Some(rewritten))
     }
+}
+
+/// Whether `aggregate` groups by every column of dept_totals' key (year, dept_code).
+fn covers_key(aggregate: &Aggregate) -> bool {
+    KEPT.iter().all(|key| {
+        aggregate
+            .group_expr
+            .iter()
+            .any(|e| matches!(e, Expr::Column(c) if c.name == *key))
+    })
+}
+
+/// `aggregate` answered by a projection of the rollup's rows (`rows`), one row per
+/// group, when every measure is a column of that row and the columns come out the
+/// same as the aggregate's.
+fn one_row_per_group(
+    rows: LogicalPlanBuilder,
+    aggregate: &Aggregate,
+) -> Result<Option<LogicalPlan>> {
+    let groups = aggregate.group_expr.len();
+    let mut exprs = aggregate.group_expr.clone();
+    for (i, expr) in aggregate.aggr_expr.iter().enumerate() {
+        let Some(value) = Measure::of(expr).map(Measure::of_row) else {
+            return Ok(None);
+        };
+        let (qualifier, field) = aggregate.schema.qualified_field(groups + i);
+        exprs.push(
+            cast(value, field.data_type().clone())
+                .alias_qualified(qualifier.cloned(), field.name()),
+        );
+    }
+    let plan = rows.project(exprs)?.build()?;
+    let same = aggregate.schema.fields().len() == plan.schema().fields().len()
+        && leads_with(plan.schema(), &aggregate.schema);
+    Ok(same.then_some(plan))
+}
+
+/// Whether the first columns of `schema` are those of `columns`: the same names under
+/// the same qualifiers, of the same types (a rewrite's plan against the node it replaces).
+pub(super) fn leads_with(schema: &DFSchema, columns: &DFSchema) -> bool {
+    schema.fields().len() >= columns.fields().len()
+        && columns
+            .iter()
+            .zip(schema.iter())
+            .all(|((q1, f1), (q2, f2))| {
+                q1 == q2 && f1.name() == f2.name() && f1.data_type() == f2.data_type()
+            })
 }
 
 /// The columns a level2_totals row keeps: of dept_scores, and of indicators.
@@ -403,41 +459,77 @@ fn reads_only_kept(expr: &Expr) -> bool {
         .all(|c| KEPT.contains(&c.name.as_str()))
 }
 
-/// `expr` (an aggregate of dept_scores) as an aggregate of dept_totals, if it has one.
-fn measure(expr: &Expr) -> Option<Expr> {
-    let Expr::AggregateFunction(AggregateFunction { func, params }) = expr.clone().unalias() else {
-        return None;
-    };
-    if params.distinct || params.filter.is_some() || !params.order_by.is_empty() {
-        return None;
-    }
-    let total = |name: &str| Expr::Column(Column::new_unqualified(name));
-    // A count over no rows is 0, where the sum of the rollup's counts is NULL.
-    let count = || {
-        coalesce(vec![
-            cast(sum(total("indicators_scored")), DataType::Int64),
-            lit(0i64),
-        ])
-    };
-    match (func.name(), params.args.as_slice()) {
-        ("sum", [Expr::Column(c)]) if c.name == "score" => Some(sum(total("total_score"))),
-        ("sum", [Expr::Column(c)]) if c.name == "max_score" => Some(sum(total("total_max_score"))),
-        ("min", [Expr::Column(c)]) if c.name == "score" => Some(min(total("lowest_score"))),
-        ("max", [Expr::Column(c)]) if c.name == "score" => Some(max(total("highest_score"))),
-        // Every rollup row stands for at least one score of its year and department.
-        ("min" | "max", [Expr::Column(c)]) if KEPT.contains(&c.name.as_str()) => {
-            Some(expr.clone().unalias())
+/// An aggregate of dept_scores in dept_totals' terms.
+enum Measure {
+    /// The sum of a rollup column (`sum(score)` is the sum of `total_score`).
+    Sum(&'static str),
+    /// The least of a rollup column.
+    Min(&'static str),
+    /// The greatest of a rollup column.
+    Max(&'static str),
+    /// `count(*)`, or the count of a column that is never NULL: the sum of `indicators_scored`.
+    Count,
+    /// `min` / `max` of a key column: every rollup row stands for at least one score of
+    /// its year and department, so the same aggregate over the rollup's rows.
+    OfKey(Expr, Column),
+}
+
+impl Measure {
+    /// `expr` (an aggregate of dept_scores) in dept_totals' terms, if it has them.
+    fn of(expr: &Expr) -> Option<Measure> {
+        let Expr::AggregateFunction(AggregateFunction { func, params }) = expr.clone().unalias()
+        else {
+            return None;
+        };
+        if params.distinct || params.filter.is_some() || !params.order_by.is_empty() {
+            return None;
         }
-        // count(*) is count(1); every column of dept_scores is required (never NULL).
-        ("count", [Expr::Literal(..)]) => Some(count()),
-        ("count", [Expr::Column(c)])
-            if crate::model::DEPT_SCORES
+        let never_null = |name: &str| {
+            crate::model::DEPT_SCORES
                 .columns
                 .iter()
-                .any(|k| k.name == c.name && k.required) =>
-        {
-            Some(count())
+                .any(|k| k.name == name && k.required)
+        };
+        match (func.name(), params.args.as_slice()) {
+            ("sum", [Expr::Column(c)]) if c.name == "score" => Some(Measure::Sum("total_score")),
+            ("sum", [Expr::Column(c)]) if c.name == "max_score" => {
+                Some(Measure::Sum("total_max_score"))
+            }
+            ("min", [Expr::Column(c)]) if c.name == "score" => Some(Measure::Min("lowest_score")),
+            ("max", [Expr::Column(c)]) if c.name == "score" => Some(Measure::Max("highest_score")),
+            ("min" | "max", [Expr::Column(c)]) if KEPT.contains(&c.name.as_str()) => {
+                Some(Measure::OfKey(expr.clone().unalias(), c.clone()))
+            }
+            // count(*) is count(1); count(NULL) is 0 and stays on the raw scores.
+            ("count", [Expr::Literal(value, _)]) if !value.is_null() => Some(Measure::Count),
+            ("count", [Expr::Column(c)]) if never_null(&c.name) => Some(Measure::Count),
+            _ => None,
         }
-        _ => None,
+    }
+
+    /// The aggregate over the rollup's rows.
+    fn over_rows(self) -> Expr {
+        let total = |name: &str| Expr::Column(Column::new_unqualified(name));
+        match self {
+            Measure::Sum(name) => sum(total(name)),
+            Measure::Min(name) => min(total(name)),
+            Measure::Max(name) => max(total(name)),
+            // A count over no rows is 0, where the sum of the rollup's counts is NULL.
+            Measure::Count => coalesce(vec![
+                cast(sum(total("indicators_scored")), DataType::Int64),
+                lit(0i64),
+            ]),
+            Measure::OfKey(aggregate, _) => aggregate,
+        }
+    }
+
+    /// The value for one group of the rollup's key: a column of its one row.
+    fn of_row(self) -> Expr {
+        let total = |name: &str| Expr::Column(Column::new_unqualified(name));
+        match self {
+            Measure::Sum(name) | Measure::Min(name) | Measure::Max(name) => total(name),
+            Measure::Count => cast(total("indicators_scored"), DataType::Int64),
+            Measure::OfKey(_, column) => Expr::Column(column),
+        }
     }
 }
