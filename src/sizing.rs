@@ -4,7 +4,8 @@
 //! merge, which on a few thousand rows cost more than the work they split. The rows
 //! are the Delta log's counts of the files each scan keeps after its partition
 //! filters ([`crate::storage::rows_read`]); a scan of anything whose size is not
-//! recorded keeps the session's partitions.
+//! recorded keeps the session's partitions. Such a plan also passes no dynamic filters
+//! from joins, top-k sorts or aggregates down to its scans: they pay on large tables.
 
 use std::sync::Arc;
 
@@ -50,7 +51,16 @@ pub async fn physical_plan(
         if let Some(state) = session.as_any().downcast_ref::<SessionState>() {
             if reads_few_rows(plan, session) {
                 let mut one = state.clone();
-                one.config_mut().options_mut().execution.target_partitions = 1;
+                let options = one.config_mut().options_mut();
+                options.execution.target_partitions = 1;
+                // Filters that a join's build side, a top-k or an aggregate pass down to
+                // the scans as they run prune the files and row groups of large tables;
+                // over few rows their plumbing costs more than they skip.
+                let optimizer = &mut options.optimizer;
+                optimizer.enable_dynamic_filter_pushdown = false;
+                optimizer.enable_join_dynamic_filter_pushdown = false;
+                optimizer.enable_topk_dynamic_filter_pushdown = false;
+                optimizer.enable_aggregate_dynamic_filter_pushdown = false;
                 return planner.create_physical_plan(plan, &one).await;
             }
         }
@@ -129,8 +139,8 @@ mod tests {
         ctx
     }
 
-    /// Whether `sql` plans with an exchange between partitions.
-    async fn repartitions(ctx: &SessionContext, sql: &str) -> bool {
+    /// The physical plan of `sql`, as `EXPLAIN` shows it.
+    async fn plan(ctx: &SessionContext, sql: &str) -> String {
         let plan = ctx
             .sql(sql)
             .await
@@ -139,8 +149,23 @@ mod tests {
             .await
             .unwrap();
         let text = displayable(plan.as_ref()).indent(true).to_string();
-        text.contains("RepartitionExec")
+        text
     }
+
+    /// Whether `sql` plans with an exchange between partitions.
+    async fn repartitions(ctx: &SessionContext, sql: &str) -> bool {
+        plan(ctx, sql).await.contains("RepartitionExec")
+    }
+
+    /// Whether `sql` plans with a filter that a join or a top-k passes to a scan as it runs.
+    async fn filters_dynamically(ctx: &SessionContext, sql: &str) -> bool {
+        plan(ctx, sql).await.contains("DynamicFilter")
+    }
+
+    /// This year's departments beside last year's: a join whose build side could
+    /// filter the other side's scan.
+    const YEAR_ON_YEAR: &str = "SELECT a.dept_code, a.score - b.score FROM scores a \
+        JOIN scores b ON b.dept_code = a.dept_code AND b.year = 2022 WHERE a.year = 2023";
 
     const BY_DEPARTMENT: &str = "SELECT dept_code, sum(score) FROM scores GROUP BY dept_code";
     const ONE_YEAR: &str =
@@ -165,6 +190,17 @@ mod tests {
         // The partition filter leaves the 60,000 rows of 2023 to read.
         assert!(!repartitions(&ctx, ONE_YEAR).await);
         assert!(repartitions(&ctx, &ONE_YEAR.replace("= 2023", "= 2022")).await);
+    }
+
+    #[tokio::test]
+    async fn few_rows_plan_without_dynamic_filters() {
+        let few = session([Some(40_000), Some(60_000)]);
+        assert!(!filters_dynamically(&few, YEAR_ON_YEAR).await);
+        let top = "SELECT dept_code FROM scores ORDER BY score DESC LIMIT 3";
+        assert!(!filters_dynamically(&few, top).await);
+        let many = session([Some(900_000), Some(600_000)]);
+        assert!(filters_dynamically(&many, YEAR_ON_YEAR).await);
+        assert!(filters_dynamically(&many, top).await);
     }
 
     #[tokio::test]
