@@ -26,6 +26,7 @@ pub mod report;
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -460,6 +461,68 @@ pub struct GenSampleArgs {
     /// Level-3 department indicators per item of the standard tree (scale: more indicators)
     #[arg(long, default_value_t = SampleOptions::default().indicator_fanout)]
     pub indicator_fanout: usize,
+}
+
+/// The whole `kpidb` process: parse the command line, start the runtime, run the
+/// command on a thread with a large stack and turn its result into an exit code. It
+/// lives here rather than in the binary so that the async code under [`run`] is
+/// compiled once, in this crate: a binary that awaited `run` itself would compile its
+/// own copy of every future below it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    quiet_caught_upload_panic();
+    // RUST_LOG overrides, e.g. RUST_LOG=kpidb=debug to see every refused statement.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("kpidb=info,warn"))
+        .init();
+    // Every thread that plans or runs SQL gets a large stack (crate::THREAD_STACK).
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(crate::THREAD_STACK)
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let main = std::thread::Builder::new()
+        .name("kpidb".into())
+        .stack_size(crate::THREAD_STACK)
+        .spawn(move || runtime.block_on(run(cli)));
+    let result = match main.map(|thread| thread.join()) {
+        Ok(Ok(result)) => result,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(e) => {
+            eprintln!("error: cannot start the main thread: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`kpidb … | head`): nothing more to say, as Unix tools do.
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.to_string().trim_end());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Delta Lake aborts a data-file upload that failed through object_store's
+/// `BufWriter::abort`, which panics by design when the upload had begun completing;
+/// Delta Lake catches that panic and the write ends as an error naming the file. Keep
+/// that one caught panic off the terminal; every other panic prints as usual.
+fn quiet_caught_upload_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let caught = info.location().is_some_and(|l| {
+            l.file().contains("object_store") && l.file().ends_with("buffered.rs")
+        }) && info.payload().downcast_ref::<&str>() == Some(&"Already shut down");
+        if !caught {
+            default(info);
+        }
+    }));
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
