@@ -12,15 +12,26 @@
 //! The answer does not depend on the rows arriving in runs: any input gives the hash
 //! aggregate's answer, only slower where runs are short. The rule picks the aggregates
 //! whose keys come from partition columns, where runs are long.
+//!
+//! A filter right under such an aggregate runs inside it when every aggregate skips
+//! NULL arguments (`sum`, `count`, `min`, `max`, `avg`, …). Where most of a batch's
+//! rows pass, the rest are not copied out: they stay, their arguments made NULL, and a
+//! run none of whose rows pass is skipped, so no group appears that the filter would
+//! have emptied. Where few pass, they are copied out as the filter would.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::ArrayRef;
-use datafusion::arrow::compute::{cast, partition};
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::array::{
+    downcast_integer_array, make_array, Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray,
+    PrimitiveArray,
+};
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
+use datafusion::arrow::compute::{cast, filter_record_batch, partition};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Date64Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::cast::as_boolean_array;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::common::{internal_err, Result, ScalarValue};
@@ -31,6 +42,7 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::projection::ProjectionRef;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
@@ -171,6 +183,75 @@ fn partition_column(plan: &Arc<dyn ExecutionPlan>, index: usize) -> bool {
 #[derive(Debug)]
 pub struct RunAggregateExec {
     aggregate: AggregateExec,
+    /// The filter under the aggregate, when it runs here ([`maskable_filter`]).
+    mask: Option<Mask>,
+}
+
+/// A filter run inside a [`RunAggregateExec`]: its predicate, the columns it passes
+/// on, and the plan it reads.
+#[derive(Debug, Clone)]
+struct Mask {
+    predicate: Arc<dyn PhysicalExpr>,
+    projection: Option<ProjectionRef>,
+    input: Arc<dyn ExecutionPlan>,
+}
+
+/// The aggregates that skip a NULL argument: under them a row a filter drops may stay
+/// with its arguments made NULL.
+const SKIP_NULLS: [&str; 10] = [
+    "sum", "count", "min", "max", "avg", "bool_and", "bool_or", "bit_and", "bit_or", "bit_xor",
+];
+
+/// The filter right under `aggregate`, when it can run inside it: every aggregate
+/// skips NULL arguments and the filter has no row limit.
+fn maskable_filter(aggregate: &AggregateExec) -> Option<Mask> {
+    let filter = aggregate.input().downcast_ref::<FilterExec>()?;
+    let skip_nulls = aggregate
+        .aggr_expr()
+        .iter()
+        .all(|a| SKIP_NULLS.contains(&a.fun().name()));
+    (skip_nulls && filter.fetch().is_none()).then(|| Mask {
+        predicate: Arc::clone(filter.predicate()),
+        projection: filter.projection().clone(),
+        input: Arc::clone(filter.input()),
+    })
+}
+
+impl Mask {
+    /// `batch` (the filter's input) as the aggregate reads it: `None` when no row
+    /// passes; else the passing rows copied out when they are few, or every row
+    /// with the bits of those that pass when they are most.
+    fn apply(&self, batch: &RecordBatch) -> Result<Option<(RecordBatch, Option<BooleanBuffer>)>> {
+        let rows = batch.num_rows();
+        let passed = self.predicate.evaluate(batch)?.into_array(rows)?;
+        let passed = as_boolean_array(&passed)?;
+        let pass = match passed.nulls() {
+            Some(nulls) => passed.values() & nulls.inner(),
+            None => passed.values().clone(),
+        };
+        let kept = pass.count_set_bits();
+        let batch = match &self.projection {
+            Some(columns) => batch.project(columns)?,
+            None => batch.clone(),
+        };
+        Ok(match kept {
+            0 => None,
+            _ if kept == rows => Some((batch, None)),
+            _ if kept * 2 < rows => {
+                let pass = BooleanArray::new(pass, None);
+                Some((filter_record_batch(&batch, &pass)?, None))
+            }
+            _ => Some((batch, Some(pass))),
+        })
+    }
+}
+
+/// `array` with the rows not in `pass` made NULL; its values are not copied.
+fn masked(array: &ArrayRef, pass: &BooleanBuffer) -> Result<ArrayRef> {
+    let nulls = NullBuffer::union(array.nulls(), Some(&NullBuffer::new(pass.clone())));
+    Ok(make_array(
+        array.to_data().into_builder().nulls(nulls).build()?,
+    ))
 }
 
 impl RunAggregateExec {
@@ -179,13 +260,22 @@ impl RunAggregateExec {
         if !runs_apply(&aggregate) {
             return internal_err!("RunAggregateExec: this aggregate cannot run by runs");
         }
-        Ok(RunAggregateExec { aggregate })
+        let mask = maskable_filter(&aggregate);
+        Ok(RunAggregateExec { aggregate, mask })
     }
 }
 
 impl DisplayAs for RunAggregateExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "RunAggregateExec, as ")?;
+        write!(f, "RunAggregateExec, ")?;
+        if let Some(mask) = &self.mask {
+            write!(
+                f,
+                "filter {} inside (rows failing it masked or dropped), ",
+                mask.predicate
+            )?;
+        }
+        write!(f, "as ")?;
         self.aggregate.fmt_as(t, f)
     }
 }
@@ -204,13 +294,21 @@ impl ExecutionPlan for RunAggregateExec {
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![self.aggregate.input()]
+        match &self.mask {
+            Some(mask) => vec![&mask.input],
+            None => vec![self.aggregate.input()],
+        }
     }
 
     fn apply_expressions(
         &self,
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
+        if let Some(mask) = &self.mask {
+            if f(&mask.predicate)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
         self.aggregate.apply_expressions(f)
     }
 
@@ -218,6 +316,14 @@ impl ExecutionPlan for RunAggregateExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        // A filter run here gets the new child, and stays the aggregate's input.
+        let children = match &self.mask {
+            Some(_) => vec![replace_children_if_necessary(
+                Arc::clone(self.aggregate.input()),
+                children,
+            )?],
+            None => children,
+        };
         let aggregate = replace_children_if_necessary(Arc::new(self.aggregate.clone()), children)?;
         let Some(aggregate) = aggregate.downcast_ref::<AggregateExec>() else {
             return internal_err!("RunAggregateExec: its aggregate changed kind");
@@ -230,10 +336,7 @@ impl ExecutionPlan for RunAggregateExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let input = self
-            .aggregate
-            .input()
-            .execute(partition, Arc::clone(&context))?;
+        let input = self.children()[0].execute(partition, Arc::clone(&context))?;
         let schema = self.schema();
         let runs = Runs {
             keys: self
@@ -245,6 +348,7 @@ impl ExecutionPlan for RunAggregateExec {
                 .collect(),
             aggregates: self.aggregate.aggr_expr().to_vec(),
             finish: !matches!(self.aggregate.mode(), AggregateMode::Partial),
+            mask: self.mask.clone(),
             schema: Arc::clone(&schema),
             reservation: MemoryConsumer::new(format!("RunAggregateExec[{partition}]"))
                 .register(context.memory_pool()),
@@ -254,12 +358,36 @@ impl ExecutionPlan for RunAggregateExec {
     }
 }
 
+/// Whether every row of `array` holds its first row's value, told without comparing
+/// neighbours for the integer and date keys partition columns have (most batches are
+/// one file's rows, a single run); `false` for other types and for nulls, which
+/// [`partition`] then splits.
+fn constant(array: &ArrayRef) -> bool {
+    fn same<T: ArrowPrimitiveType>(array: &PrimitiveArray<T>) -> bool {
+        let values = array.values();
+        let Some(first) = values.first() else {
+            return true;
+        };
+        array.null_count() == 0
+            && values
+                .chunks(256)
+                .all(|chunk| chunk.iter().fold(true, |same, v| same & (v == first)))
+    }
+    downcast_integer_array!(
+        array => same(array),
+        DataType::Date32 => same(array.as_primitive::<Date32Type>()),
+        DataType::Date64 => same(array.as_primitive::<Date64Type>()),
+        _ => false,
+    )
+}
+
 /// One partition's aggregation.
 struct Runs {
     keys: Vec<Arc<dyn PhysicalExpr>>,
     aggregates: Vec<Arc<AggregateFunctionExpr>>,
     /// Final values (a single-stage aggregate) rather than partial states.
     finish: bool,
+    mask: Option<Mask>,
     schema: SchemaRef,
     reservation: MemoryReservation,
 }
@@ -282,18 +410,40 @@ impl Runs {
     }
 
     fn add(&mut self, groups: &mut Groups, batch: &RecordBatch) -> Result<()> {
-        let rows = batch.num_rows();
-        if rows == 0 {
+        if batch.num_rows() == 0 {
             return Ok(());
         }
-        let evaluate = |e: &Arc<dyn PhysicalExpr>| e.evaluate(batch)?.into_array(rows);
+        let (batch, pass) = match &self.mask {
+            Some(mask) => match mask.apply(batch)? {
+                Some(kept) => kept,
+                None => return Ok(()),
+            },
+            None => (batch.clone(), None),
+        };
+        let rows = batch.num_rows();
+        let evaluate = |e: &Arc<dyn PhysicalExpr>| e.evaluate(&batch)?.into_array(rows);
+        let argument = |e: &Arc<dyn PhysicalExpr>| match &pass {
+            Some(pass) => masked(&evaluate(e)?, pass),
+            None => evaluate(e),
+        };
         let keys: Vec<ArrayRef> = self.keys.iter().map(evaluate).collect::<Result<_>>()?;
         let values: Vec<Vec<ArrayRef>> = self
             .aggregates
             .iter()
-            .map(|a| a.expressions().iter().map(evaluate).collect())
+            .map(|a| a.expressions().iter().map(argument).collect())
             .collect::<Result<_>>()?;
-        for run in partition(&keys)?.ranges() {
+        let runs = if keys.iter().all(|k| constant(k)) {
+            vec![0..rows]
+        } else {
+            partition(&keys)?.ranges()
+        };
+        for run in runs {
+            if pass
+                .as_ref()
+                .is_some_and(|p| p.slice(run.start, run.len()).count_set_bits() == 0)
+            {
+                continue;
+            }
             let key: Vec<ScalarValue> = keys
                 .iter()
                 .map(|k| ScalarValue::try_from_array(k, run.start))
@@ -401,11 +551,12 @@ mod tests {
     use datafusion::arrow::datatypes::{Field, Schema};
     use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::datasource::MemTable;
-    use datafusion::physical_plan::collect;
+    use datafusion::physical_plan::{collect, displayable};
     use datafusion::prelude::{SessionConfig, SessionContext};
 
-    /// Rows whose keys come in runs of every length (1 to 40), repeat across batches,
-    /// and include NULL, with NULL values too: a deterministic mix.
+    /// Rows whose keys come in runs of every length (1 to 40, and some of 100 to 400,
+    /// longer than a batch), repeat across batches, and include NULL, with NULL values
+    /// too: a deterministic mix.
     fn table() -> (SchemaRef, Vec<RecordBatch>) {
         let schema = Arc::new(Schema::new(vec![
             Field::new("year", DataType::Int32, true),
@@ -424,7 +575,12 @@ mod tests {
             .map(|_| {
                 let (mut year, mut dept, mut score, mut n) = (vec![], vec![], vec![], vec![]);
                 while year.len() < 500 {
-                    let run = 1 + next(40) as usize;
+                    // Short runs, and now and then one longer than a batch, whose
+                    // batches hold one key only.
+                    let run = match next(5) {
+                        0 => 100 + next(300),
+                        _ => 1 + next(40),
+                    } as usize;
                     let y = match next(9) {
                         0 => None,
                         v => Some(2015 + v as i32),
@@ -486,7 +642,9 @@ mod tests {
         (plan, swapped)
     }
 
-    async fn answers(ctx: &SessionContext, sql: &str) -> (String, String, usize) {
+    /// The answers of `sql` hashed and by runs, how many aggregates ran by runs, and
+    /// whether one of them runs its filter.
+    async fn answers(ctx: &SessionContext, sql: &str) -> (String, String, usize, bool) {
         let plan = ctx
             .sql(sql)
             .await
@@ -496,11 +654,16 @@ mod tests {
             .unwrap();
         let hashed = collect(Arc::clone(&plan), ctx.task_ctx()).await.unwrap();
         let (runs, swapped) = by_runs_everywhere(plan);
+        let masks = displayable(runs.as_ref())
+            .indent(true)
+            .to_string()
+            .contains("masked");
         let by_runs = collect(runs, ctx.task_ctx()).await.unwrap();
         (
             pretty_format_batches(&hashed).unwrap().to_string(),
             pretty_format_batches(&by_runs).unwrap().to_string(),
             swapped,
+            masks,
         )
     }
 
@@ -514,13 +677,26 @@ mod tests {
             "SELECT dept, sum(score * 10), max(n) FROM t WHERE score * 10 < 6000 \
              GROUP BY dept ORDER BY dept",
             "SELECT year, count(*) FROM t WHERE n > 10000 GROUP BY year ORDER BY year",
+            // Most rows pass (masked), about a third pass (copied out), and the
+            // filter's NULLs (n is NULL) fail.
+            "SELECT year, count(*), count(n), sum(score), min(n), max(score), avg(n) \
+             FROM t WHERE n > -200 GROUP BY year ORDER BY year",
+            "SELECT year, dept, count(*), sum(n), max(score) FROM t WHERE n > 200 \
+             GROUP BY year, dept ORDER BY year, dept",
+            // A projection the filter makes, and an aggregate that counts NULLs too
+            // (the filter then stays a filter).
+            "SELECT year, sum(n) FROM (SELECT year, n FROM t WHERE score > 30) \
+             GROUP BY year ORDER BY year",
+            "SELECT year, median(n) FROM t WHERE n > -200 GROUP BY year ORDER BY year",
         ];
         for partitions in [1, 3] {
             let ctx = session(partitions);
             for sql in questions {
-                let (hashed, by_runs, swapped) = answers(&ctx, sql).await;
+                let (hashed, by_runs, swapped, masks) = answers(&ctx, sql).await;
                 assert!(swapped > 0, "no aggregate swapped in {sql}");
                 assert_eq!(hashed, by_runs, "{sql} in {partitions} partition(s)");
+                let maskable = sql.contains("WHERE") && !sql.contains("median");
+                assert_eq!(masks, maskable, "filter run inside or not: {sql}");
             }
         }
     }
