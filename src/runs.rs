@@ -432,8 +432,8 @@ impl Runs {
             .iter()
             .map(|a| a.expressions().iter().map(argument).collect())
             .collect::<Result<_>>()?;
-        let runs = if keys.iter().all(|k| constant(k)) {
-            vec![0..rows]
+        let runs: Vec<_> = if keys.iter().all(constant) {
+            std::iter::once(0..rows).collect()
         } else {
             partition(&keys)?.ranges()
         };
