@@ -233,7 +233,7 @@ impl Engine {
     pub async fn with_hook(mut self, hook: &dyn SessionHook) -> Result<Self> {
         let state = hook.attach(self.ctx.state(), self.options).await?;
         self.ctx = SessionContext::new_with_state(state);
-        self.plans.clear();
+        self.plans = PlanCache::logical_only();
         Ok(self)
     }
 
@@ -303,8 +303,9 @@ impl Engine {
             return Ok(self.ctx.execute_logical_plan(plan).await?);
         }
         let optimized = state.optimize(&plan)?;
-        self.plans
-            .keep(lookup, &plan, &optimized, &self.generation());
+        let optimized = self
+            .plans
+            .keep(lookup, &plan, optimized, &self.generation());
         Ok(crate::plans::frame(state, optimized))
     }
 

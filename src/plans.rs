@@ -15,15 +15,27 @@
 //! A plan that folds a value of the moment (`now()`, `current_date`) or of the session
 //! (a `Stable` function, a variable) or that takes parameters is never kept, nor is
 //! anything but a query (DDL, `SET`, `EXPLAIN`).
+//!
+//! A kept plan comes back as a [`Kept`] node at the root of the frame's plan. Over few
+//! rows, its physical plan too is made once, by its first run, and every later run
+//! executes a fresh copy of it ([`crate::sizing`]): physical planning (the scans' file
+//! lists, the physical optimizer's passes) costs more than answering such a question.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{self, AtomicU64};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{internal_err, DFSchemaRef, Result};
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+use datafusion::logical_expr::{
+    Expr, Extension, LogicalPlan, UserDefinedLogicalNodeCore, Volatility,
+};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::sql::parser::Statement;
 use datafusion::sql::sqlparser::ast;
 
@@ -35,9 +47,23 @@ pub const CAPACITY: usize = 256;
 /// and a few generated giants must not hold the memory 256 plans may take.
 pub const MAX_EXPRESSIONS: usize = 1_000;
 
-#[derive(Default)]
 pub struct PlanCache {
     inner: Mutex<Inner>,
+    /// Whether kept plans carry their physical plan ([`Kept`]): not where another
+    /// planner (a cluster's) plans them.
+    physical: bool,
+    /// How many times a kept physical plan was run again.
+    physical_hits: Arc<AtomicU64>,
+}
+
+impl Default for PlanCache {
+    fn default() -> Self {
+        PlanCache {
+            inner: Mutex::default(),
+            physical: true,
+            physical_hits: Arc::default(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -83,6 +109,15 @@ impl PlanCache {
         Self::default()
     }
 
+    /// A cache of optimised logical plans only, for sessions whose physical plans
+    /// another planner makes (a cluster's, which knows no [`Kept`] node).
+    pub fn logical_only() -> Self {
+        PlanCache {
+            physical: false,
+            ..Self::default()
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -99,6 +134,11 @@ impl PlanCache {
     /// How many times a kept plan was handed back.
     pub fn hits(&self) -> u64 {
         self.lock().hits
+    }
+
+    /// How many times a kept physical plan was run again, not planned.
+    pub fn physical_hits(&self) -> u64 {
+        self.physical_hits.load(atomic::Ordering::Relaxed)
     }
 
     /// Forgets every plan.
@@ -166,20 +206,25 @@ impl PlanCache {
     /// Keeps `optimized`, the plan made from what `lookup` found, if it may be reused:
     /// `planned` (the plan before optimisation) folds nothing of the moment and
     /// `generation_after` (the caller's generation once planning ended) is unchanged.
-    /// Plans of other generations are dropped: they can no longer be used.
+    /// Plans of other generations are dropped: they can no longer be used. Returns the
+    /// plan to run now: the kept one, so that this run's physical plan is kept too.
     pub fn keep(
         &self,
         lookup: Lookup,
         planned: &LogicalPlan,
-        optimized: &LogicalPlan,
+        optimized: LogicalPlan,
         generation_after: &[Option<u64>],
-    ) {
+    ) -> LogicalPlan {
         let Some(mut key) = lookup.key else {
-            return;
+            return optimized;
         };
         if lookup.generation != generation_after || !reusable(planned) {
-            return;
+            return optimized;
         }
+        let plan = match self.physical {
+            true => Kept::wrap(optimized, &self.physical_hits),
+            false => optimized,
+        };
         let mut inner = self.lock();
         inner.tick += 1;
         let used = inner.tick;
@@ -208,10 +253,117 @@ impl PlanCache {
             Entry {
                 generation: lookup.generation,
                 relations: lookup.relations,
-                plan: optimized.clone(),
+                plan: plan.clone(),
                 used,
             },
         );
+        plan
+    }
+}
+
+/// A kept plan at the root of a frame: the optimised plan, and its physical plan once
+/// a run has made one ([`crate::sizing::physical_plan`]). To DataFusion it is a leaf:
+/// the analyzer, which checks a frame's plan before each run, has nothing to walk
+/// again; what reads the plan itself looks inside with [`Kept::unwrap`].
+#[derive(Debug, Clone)]
+pub struct Kept {
+    plan: LogicalPlan,
+    physical: Arc<OnceLock<Arc<dyn ExecutionPlan>>>,
+    hits: Arc<AtomicU64>,
+}
+
+impl Kept {
+    fn wrap(plan: LogicalPlan, hits: &Arc<AtomicU64>) -> LogicalPlan {
+        LogicalPlan::Extension(Extension {
+            node: Arc::new(Kept {
+                plan,
+                physical: Arc::default(),
+                hits: Arc::clone(hits),
+            }),
+        })
+    }
+
+    /// The kept plan `plan` is, if it is one.
+    pub fn of(plan: &LogicalPlan) -> Option<&Kept> {
+        match plan {
+            LogicalPlan::Extension(extension) => extension.node.as_any().downcast_ref(),
+            _ => None,
+        }
+    }
+
+    /// The optimised plan.
+    pub fn plan(&self) -> &LogicalPlan {
+        &self.plan
+    }
+
+    /// `plan`, or the plan it keeps if it is a kept plan.
+    pub fn unwrap(plan: &LogicalPlan) -> &LogicalPlan {
+        Kept::of(plan).map_or(plan, Kept::plan)
+    }
+
+    /// The physical plan a run made and kept ([`Kept::keep_physical`]), counted as
+    /// reused. It is never executed itself: each run executes a copy with fresh state.
+    pub fn physical(&self) -> Option<Arc<dyn ExecutionPlan>> {
+        let physical = self.physical.get().cloned();
+        if physical.is_some() {
+            self.hits.fetch_add(1, atomic::Ordering::Relaxed);
+        }
+        physical
+    }
+
+    /// Keeps `physical`, made from this plan, for the runs after this one (the first
+    /// of simultaneous runs wins).
+    pub fn keep_physical(&self, physical: Arc<dyn ExecutionPlan>) {
+        let _ = self.physical.set(physical);
+    }
+}
+
+impl PartialEq for Kept {
+    fn eq(&self, other: &Self) -> bool {
+        self.plan == other.plan
+    }
+}
+
+impl Eq for Kept {}
+
+impl Hash for Kept {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.plan.hash(state);
+    }
+}
+
+impl PartialOrd for Kept {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        self.plan.partial_cmp(&other.plan)
+    }
+}
+
+impl UserDefinedLogicalNodeCore for Kept {
+    fn name(&self) -> &str {
+        "KeptPlan"
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        Vec::new()
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        self.plan.schema()
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        Vec::new()
+    }
+
+    fn fmt_for_explain(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("KeptPlan")
+    }
+
+    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> Result<Self> {
+        if !inputs.is_empty() {
+            return internal_err!("a kept plan has no inputs");
+        }
+        Ok(self.clone())
     }
 }
 

@@ -6,19 +6,25 @@
 //! filters ([`crate::storage::rows_read`]); a scan of anything whose size is not
 //! recorded keeps the session's partitions. Such a plan also passes no dynamic filters
 //! from joins, top-k sorts or aggregates down to its scans: they pay on large tables.
+//! A kept plan ([`crate::plans`]) over few rows is planned once and run again.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::catalog::Session;
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::Result;
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::context::{QueryPlanner, SessionState};
 use datafusion::logical_expr::expr_rewriter::unnormalize_cols;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
+use datafusion::physical_plan::execution_plan::reset_plan_states;
+use datafusion::physical_plan::scalar_subquery::ScalarSubqueryExec;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
+use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
+
+use crate::plans::Kept;
 
 /// At most this many rows read in all, a plan runs in one partition. A decoded and
 /// aggregated row costs a few nanoseconds, so splitting 100,000 of them over two cores
@@ -41,55 +47,133 @@ impl QueryPlanner for SizedPlanner {
 }
 
 /// Plans `plan` (optimised) in `session`, or in a copy of it with one partition when
-/// the plan reads few rows.
+/// the plan reads few rows. A kept plan ([`Kept`]) over few rows is planned by its
+/// first run only: the runs after it execute a copy of that physical plan with its
+/// state reset (DataFusion's `reset_plan_states`, as recursive queries re-run theirs).
+/// Such plans pass no dynamic filters down, the state a reset copy would not renew.
 pub async fn physical_plan(
     plan: &LogicalPlan,
     session: &dyn Session,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    let planner = DefaultPhysicalPlanner::default();
-    if session.config().target_partitions() > 1 {
-        if let Some(state) = session.as_any().downcast_ref::<SessionState>() {
-            if reads_few_rows(plan, session) {
-                let mut one = state.clone();
-                let options = one.config_mut().options_mut();
-                options.execution.target_partitions = 1;
-                // Filters that a join's build side, a top-k or an aggregate pass down to
-                // the scans as they run prune the files and row groups of large tables;
-                // over few rows their plumbing costs more than they skip.
-                let optimizer = &mut options.optimizer;
-                optimizer.enable_dynamic_filter_pushdown = false;
-                optimizer.enable_join_dynamic_filter_pushdown = false;
-                optimizer.enable_topk_dynamic_filter_pushdown = false;
-                optimizer.enable_aggregate_dynamic_filter_pushdown = false;
-                return planner.create_physical_plan(plan, &one).await;
-            }
-        }
+    let Some(kept) = Kept::of(plan) else {
+        return Ok(sized(plan, session).await?.0);
+    };
+    if let Some(physical) = kept.physical() {
+        return reset_plan_states(physical);
     }
-    planner.create_physical_plan(plan, session).await
+    let (physical, few) = sized(kept.plan(), session).await?;
+    if !few || recursive(kept.plan()) || shares_results(&physical) {
+        return Ok(physical);
+    }
+    kept.keep_physical(Arc::clone(&physical));
+    reset_plan_states(physical)
 }
 
-/// Whether every scan of `plan`, subqueries included, has a recorded size, and all
-/// together read at most [`FEW_ROWS`].
+/// `plan` planned, and whether it was planned as reading few rows: in one partition,
+/// without dynamic filters.
+async fn sized(
+    plan: &LogicalPlan,
+    session: &dyn Session,
+) -> Result<(Arc<dyn ExecutionPlan>, bool)> {
+    let planner = DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(KeptInput)]);
+    if let Some(state) = session.as_any().downcast_ref::<SessionState>() {
+        if reads_few_rows(plan, session) {
+            let mut one = state.clone();
+            let options = one.config_mut().options_mut();
+            options.execution.target_partitions = 1;
+            // Filters that a join's build side, a top-k or an aggregate pass down to
+            // the scans as they run prune the files and row groups of large tables;
+            // over few rows their plumbing costs more than they skip.
+            let optimizer = &mut options.optimizer;
+            optimizer.enable_dynamic_filter_pushdown = false;
+            optimizer.enable_join_dynamic_filter_pushdown = false;
+            optimizer.enable_topk_dynamic_filter_pushdown = false;
+            optimizer.enable_aggregate_dynamic_filter_pushdown = false;
+            return Ok((planner.create_physical_plan(plan, &one).await?, true));
+        }
+    }
+    Ok((planner.create_physical_plan(plan, session).await?, false))
+}
+
+/// Whether `plan` holds a recursive query (in a subquery too), whose physical plan is
+/// not run twice.
+fn recursive(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let walked = plan.apply_with_subqueries(|node| {
+        found = matches!(node, LogicalPlan::RecursiveQuery(_));
+        Ok(match found {
+            true => TreeNodeRecursion::Stop,
+            false => TreeNodeRecursion::Continue,
+        })
+    });
+    found || walked.is_err()
+}
+
+/// Whether `plan` computes scalar subqueries into a container its copies share (and a
+/// reset clears), so that copies running at once would read each other's.
+fn shares_results(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    plan.exists(|node| Ok(node.downcast_ref::<ScalarSubqueryExec>().is_some()))
+        .unwrap_or(true)
+}
+
+/// Plans a [`Kept`] node below the root of a plan (a frame's plan built upon) as the
+/// plan it keeps.
+struct KeptInput;
+
+#[async_trait]
+impl ExtensionPlanner for KeptInput {
+    async fn plan_extension(
+        &self,
+        planner: &dyn PhysicalPlanner,
+        node: &dyn UserDefinedLogicalNode,
+        _logical_inputs: &[&LogicalPlan],
+        _physical_inputs: &[Arc<dyn ExecutionPlan>],
+        session: &dyn Session,
+        _planning_ctx: &PhysicalPlanningContext,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        match node.as_any().downcast_ref::<Kept>() {
+            Some(kept) => Ok(Some(
+                planner.create_physical_plan(kept.plan(), session).await?,
+            )),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Whether every scan of `plan`, subqueries and kept plans included, has a recorded
+/// size, and all together read at most [`FEW_ROWS`].
 pub fn reads_few_rows(plan: &LogicalPlan, session: &dyn Session) -> bool {
+    rows_scanned(plan, session).is_some_and(|rows| rows <= FEW_ROWS)
+}
+
+/// The rows the scans of `plan` read, once past [`FEW_ROWS`] any number above it;
+/// `None` when a scan's size is not recorded.
+fn rows_scanned(plan: &LogicalPlan, session: &dyn Session) -> Option<u64> {
     let mut rows: Option<u64> = Some(0);
     let walked = plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node {
-            // The filters as the physical planner hands them to the scan.
-            let filters = unnormalize_cols(scan.filters.iter().cloned());
-            let read = source_as_provider(&scan.source).ok().and_then(|provider| {
-                crate::storage::rows_read(provider.as_ref(), session, &filters)
-            });
-            rows = match (rows, read) {
-                (Some(sum), Some(read)) => Some(sum.saturating_add(read)),
-                _ => None,
-            };
-            if rows.is_none_or(|rows| rows > FEW_ROWS) {
-                return Ok(TreeNodeRecursion::Stop);
+        let read = match node {
+            LogicalPlan::TableScan(scan) => {
+                // The filters as the physical planner hands them to the scan.
+                let filters = unnormalize_cols(scan.filters.iter().cloned());
+                source_as_provider(&scan.source).ok().and_then(|provider| {
+                    crate::storage::rows_read(provider.as_ref(), session, &filters)
+                })
             }
+            _ => match Kept::of(node) {
+                Some(kept) => rows_scanned(kept.plan(), session),
+                None => return Ok(TreeNodeRecursion::Continue),
+            },
+        };
+        rows = match (rows, read) {
+            (Some(sum), Some(read)) => Some(sum.saturating_add(read)),
+            _ => None,
+        };
+        match rows {
+            Some(rows) if rows <= FEW_ROWS => Ok(TreeNodeRecursion::Continue),
+            _ => Ok(TreeNodeRecursion::Stop),
         }
-        Ok(TreeNodeRecursion::Continue)
     });
-    walked.is_ok() && rows.is_some_and(|rows| rows <= FEW_ROWS)
+    walked.ok().and(rows)
 }
 
 #[cfg(test)]
@@ -201,6 +285,60 @@ mod tests {
         let many = session([Some(900_000), Some(600_000)]);
         assert!(filters_dynamically(&many, YEAR_ON_YEAR).await);
         assert!(filters_dynamically(&many, top).await);
+    }
+
+    /// How many of `times` physical plannings of `sql`, kept as the Engine keeps it,
+    /// reused the first run's plan; each plan as `EXPLAIN` shows it.
+    async fn kept_runs(ctx: &SessionContext, sql: &str, times: usize) -> (u64, Vec<String>) {
+        let cache = crate::plans::PlanCache::new();
+        let state = ctx.state();
+        let statement = state
+            .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
+            .unwrap();
+        let (lookup, _) = cache.lookup(&state, &statement, Vec::new()).await;
+        let planned = state.statement_to_plan(statement).await.unwrap();
+        let optimized = state.optimize(&planned).unwrap();
+        let kept = cache.keep(lookup, &planned, optimized, &[]);
+        assert!(crate::plans::Kept::of(&kept).is_some());
+        let mut plans = Vec::new();
+        let mut physical: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        for _ in 0..times {
+            let frame = crate::plans::frame(state.clone(), kept.clone());
+            let plan = frame.create_physical_plan().await.unwrap();
+            assert!(
+                physical.iter().all(|p| !Arc::ptr_eq(p, &plan)),
+                "a run was given a plan another run executes"
+            );
+            plans.push(displayable(plan.as_ref()).indent(true).to_string());
+            physical.push(plan);
+        }
+        (cache.physical_hits(), plans)
+    }
+
+    #[tokio::test]
+    async fn a_kept_plan_over_few_rows_is_planned_once() {
+        let few = session([Some(40_000), Some(60_000)]);
+        let (reused, plans) = kept_runs(&few, YEAR_ON_YEAR, 3).await;
+        assert_eq!(reused, 2);
+        assert!(plans.iter().all(|p| *p == plans[0]), "{plans:?}");
+        assert!(plans[0].contains("HashJoinExec"), "{}", plans[0]);
+        // Over many rows each run plans afresh, with the filters the join passes on.
+        let many = session([Some(900_000), Some(600_000)]);
+        let (reused, plans) = kept_runs(&many, YEAR_ON_YEAR, 2).await;
+        assert_eq!(reused, 0);
+        assert!(plans[0].contains("DynamicFilter"), "{}", plans[0]);
+        // A recursive query is never run twice from one plan.
+        let recursive =
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) \
+            SELECT * FROM n";
+        let (reused, _) = kept_runs(&few, recursive, 2).await;
+        assert_eq!(reused, 0);
+        // Nor one whose scalar subqueries' values its copies would share.
+        let above_average = "SELECT dept_code FROM scores WHERE year = 2023 \
+            AND score > (SELECT avg(score) FROM scores WHERE year = 2022)";
+        let (reused, plans) = kept_runs(&few, above_average, 2).await;
+        assert!(plans[0].contains("ScalarSubqueryExec"), "{}", plans[0]);
+        assert_eq!(reused, 0);
     }
 
     #[tokio::test]

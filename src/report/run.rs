@@ -265,7 +265,7 @@ async fn resolve(
 fn tables_read(frame: &datafusion::dataframe::DataFrame) -> Result<Vec<String>> {
     let plan = frame.clone().into_optimized_plan()?;
     let mut tables = BTreeSet::new();
-    plan.apply_with_subqueries(|node| {
+    crate::plans::Kept::unwrap(&plan).apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
             let name = scan.table_name.table();
             if scan.table_name.catalog() == Some(crate::rollup::CATALOG) {

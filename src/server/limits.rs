@@ -362,9 +362,9 @@ pub async fn plan_query(
             optimized: false,
         });
     };
-    shared
+    let optimized = shared
         .plans
-        .keep(lookup, &plan, &optimized, &shared.engine.generation());
+        .keep(lookup, &plan, optimized, &shared.engine.generation());
     Ok(Planned {
         plan: optimized,
         optimized: true,
