@@ -230,12 +230,14 @@ impl Mask {
             None => passed.values().clone(),
         };
         let kept = pass.count_set_bits();
+        if kept == 0 {
+            return Ok(None);
+        }
         let batch = match &self.projection {
             Some(columns) => batch.project(columns)?,
             None => batch.clone(),
         };
         Ok(match kept {
-            0 => None,
             _ if kept == rows => Some((batch, None)),
             _ if kept * 2 < rows => {
                 let pass = BooleanArray::new(pass, None);
