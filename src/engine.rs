@@ -21,7 +21,8 @@ use crate::model::{TableDef, TABLES};
 use crate::plans::PlanCache;
 use crate::rollup::Rollups;
 use crate::storage::{
-    AsOf, BucketRegistry, DeltaSnapshotTable, LiveTable, Snapshot, UnavailableTable, Warehouse,
+    AsOf, BucketRegistry, DeltaSnapshotTable, LiveTable, Resident, Snapshot, UnavailableTable,
+    Warehouse,
 };
 use crate::{Error, Result};
 
@@ -87,9 +88,12 @@ impl Engine {
 
     /// The session settings every kpidb session starts from: DataFusion's defaults,
     /// then any `DATAFUSION_*` environment variable (as `datafusion-cli` reads them, e.g.
-    /// `DATAFUSION_EXECUTION_TARGET_PARTITIONS=4`), with the information schema on.
+    /// `DATAFUSION_EXECUTION_TARGET_PARTITIONS=4`), with the information schema on and
+    /// small scans' files kept in memory ([`Resident`], its default budget).
     pub fn session_config() -> Result<SessionConfig> {
-        Ok(datafusion_config()?.with_information_schema(true))
+        Ok(datafusion_config()?
+            .with_information_schema(true)
+            .with_extension(Arc::new(Resident::default())))
     }
 
     /// Opens the warehouse into a session state the caller built (a server adds

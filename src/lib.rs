@@ -11,7 +11,8 @@
 //!      header aliases: the rules are data that ingest and the rollups read.
 //! 2. Storage
 //!    - [`storage`]: the warehouse of Delta tables, in a directory or an S3-compatible
-//!      bucket; commits, history, time travel, external sources.
+//!      bucket; commits, history, time travel, external sources; small scans' files
+//!      kept in memory between queries.
 //! 3. SQL helpers
 //!    - [`walk`]: walks over parsed SQL, compiled once for every visitor.
 //!    - [`shape`]: parsed SQL made shallow (long OR lists to IN, long chains refused) for every surface.

@@ -69,7 +69,7 @@ use crate::engine::SessionHook;
 use crate::functions::FunctionOptions;
 use crate::plans::PlanCache;
 use crate::report::{Clock, Reports, Scheduler};
-use crate::storage::{AsOf, Warehouse};
+use crate::storage::{AsOf, Resident, Warehouse};
 use crate::{Engine, Error, Result};
 
 pub use config::{Overrides, ServerConfig, Settings};
@@ -129,7 +129,12 @@ pub async fn start(
     };
     let budget = budget::Budget::new(settings.memory_limit);
     let state = SessionStateBuilder::new()
-        .with_config(Engine::session_config()?)
+        // Files kept in memory count against memory_limit: a sixteenth of it at most.
+        .with_config(
+            Engine::session_config()?.with_extension(Arc::new(Resident::new(
+                (settings.memory_limit / 16).min(Resident::DEFAULT_BUDGET),
+            ))),
+        )
         .with_runtime_env(limits::runtime(&budget, settings.memory_limit, &warehouse)?)
         .with_default_features()
         // No CREATE EXTERNAL TABLE formats: the server reads only the warehouse.

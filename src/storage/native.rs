@@ -29,6 +29,7 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::ExecutionPlan;
 use url::Url;
 
+use super::resident::{Resident, ResidentFiles};
 use super::TableFiles;
 
 #[derive(Debug)]
@@ -274,17 +275,6 @@ impl TableProvider for FilesTable {
             .build();
         let mut source = ParquetSource::new(table_schema.clone())
             .with_table_parquet_options(state.table_options().parquet.clone());
-        // Footers read once per file and kept in the runtime's metadata cache (a Delta
-        // data file never changes under its name), as DataFusion's own listing tables
-        // do. Where this process has no store for the files (a scheduler planning for
-        // executors), each reader finds it when it runs.
-        let runtime = state.runtime_env();
-        if let Ok(store) = runtime.object_store(self.store()?) {
-            let cache = runtime.cache_manager.get_file_metadata_cache();
-            source = source.with_parquet_file_reader_factory(Arc::new(
-                CachedParquetFileReaderFactory::new(store, cache),
-            ));
-        }
         let (on_partitions, on_rows): (Vec<&Expr>, Vec<&Expr>) =
             filters.iter().partition(|f| self.on_partitions(f));
         if let Some(filter) = conjunction(on_rows.into_iter().cloned()) {
@@ -314,8 +304,30 @@ impl TableProvider for FilesTable {
         if let Some(rows) = rows {
             statistics.num_rows = Precision::Exact(rows);
         }
-        statistics.total_byte_size =
-            Precision::Inexact(files.iter().map(|f| f.object_meta.size as usize).sum());
+        let bytes: usize = files.iter().map(|f| f.object_meta.size as usize).sum();
+        statistics.total_byte_size = Precision::Inexact(bytes);
+        // Footers read once per file and kept in the runtime's metadata cache (a Delta
+        // data file never changes under its name), as DataFusion's own listing tables
+        // do; a scan of few rows keeps its files whole in memory too ([`Resident`]).
+        // Where this process has no store for the files (a scheduler planning for
+        // executors), each reader finds it when it runs.
+        let runtime = state.runtime_env();
+        if let Ok(store) = runtime.object_store(self.store()?) {
+            let footers = runtime.cache_manager.get_file_metadata_cache();
+            let resident = state
+                .config()
+                .get_extension::<Resident>()
+                .filter(|resident| resident.serves(rows, bytes));
+            source = source.with_parquet_file_reader_factory(match resident {
+                Some(resident) => Arc::new(ResidentFiles::new(
+                    store,
+                    self.store()?.to_string(),
+                    footers,
+                    resident,
+                )),
+                None => Arc::new(CachedParquetFileReaderFactory::new(store, footers)),
+            });
+        }
         let config = FileScanConfigBuilder::new(self.store()?, Arc::new(source))
             .with_statistics(statistics)
             .with_file_groups(groups(files, state.config().target_partitions()))
