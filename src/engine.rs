@@ -18,7 +18,7 @@ use deltalake::DeltaTable;
 
 use crate::functions::FunctionOptions;
 use crate::model::{TableDef, TABLES};
-use crate::plans::PlanCache;
+use crate::plans::{Parsed, PlanCache};
 use crate::rollup::Rollups;
 use crate::storage::{
     AsOf, BucketRegistry, DeltaSnapshotTable, LiveTable, Resident, Snapshot, UnavailableTable,
@@ -45,6 +45,8 @@ pub struct Engine {
     options: FunctionOptions,
     /// The optimised plans of the queries run, while nothing they read has changed.
     plans: PlanCache,
+    /// The statements of texts parsed before.
+    parsed: Parsed,
 }
 
 impl Engine {
@@ -169,6 +171,7 @@ impl Engine {
             rollups,
             options,
             plans: PlanCache::new(),
+            parsed: Parsed::default(),
         })
     }
 
@@ -267,12 +270,15 @@ impl Engine {
     }
 
     /// Splits `sql` into statements, so a script of several `;`-separated statements runs in order.
+    /// A text parsed before is not parsed again ([`Parsed`]).
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
-        crate::shape::parse(sql, &GenericDialect {}).map_err(|e| match e.find_root() {
-            DataFusionError::External(inner) if inner.is::<crate::shape::TooComplex>() => {
-                Error::usage(inner.to_string())
-            }
-            _ => Error::from(e),
+        self.parsed.get_or_parse(sql, |sql| {
+            crate::shape::parse(sql, &GenericDialect {}).map_err(|e| match e.find_root() {
+                DataFusionError::External(inner) if inner.is::<crate::shape::TooComplex>() => {
+                    Error::usage(inner.to_string())
+                }
+                _ => Error::from(e),
+            })
         })
     }
 

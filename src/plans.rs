@@ -42,6 +42,52 @@ use datafusion::sql::sqlparser::ast;
 /// How many plans a cache keeps; the least recently used goes first.
 pub const CAPACITY: usize = 256;
 
+/// The longest text whose parsed statements [`Parsed`] keeps.
+pub const PARSED_TEXT: usize = 8 << 10;
+
+/// Statements parsed before, by their text: a text sent again is not tokenized and
+/// parsed again (for a long report query, most of what a repeat costs before its kept
+/// plan is found). Parsing depends on the text alone, so a copy is always what parsing
+/// would give. Keeps [`CAPACITY`] texts of at most [`PARSED_TEXT`] bytes; the least
+/// recently used goes first.
+pub struct Parsed {
+    texts: Mutex<lru::LruCache<String, Vec<Statement>>>,
+}
+
+impl Default for Parsed {
+    fn default() -> Self {
+        Parsed {
+            texts: Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(CAPACITY).expect("not zero"),
+            )),
+        }
+    }
+}
+
+impl Parsed {
+    /// The statements of `sql`: kept ones, or those `parse` gives (kept if it succeeds).
+    pub fn get_or_parse<E>(
+        &self,
+        sql: &str,
+        parse: impl FnOnce(&str) -> std::result::Result<Vec<Statement>, E>,
+    ) -> std::result::Result<Vec<Statement>, E> {
+        if sql.len() > PARSED_TEXT {
+            return parse(sql);
+        }
+        if let Some(statements) = self.lock().get(sql) {
+            return Ok(statements.clone());
+        }
+        let statements = parse(sql)?;
+        self.lock().put(sql.to_string(), statements.clone());
+        Ok(statements)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, lru::LruCache<String, Vec<Statement>>> {
+        // A put or a get leaves the map whole even if a panic follows.
+        self.texts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Plans with more expression nodes than this (in them and the views and table
 /// functions they read) are not kept: repeated SQL is a report's or a dashboard's,
 /// and a few generated giants must not hold the memory 256 plans may take.
@@ -450,4 +496,45 @@ pub fn is_query(plan: &LogicalPlan) -> bool {
 pub fn frame(mut state: SessionState, optimized: LogicalPlan) -> DataFrame {
     state.config_mut().options_mut().optimizer.max_passes = 0;
     DataFrame::new(state, optimized)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::parser::DFParser;
+
+    fn parse(calls: &std::cell::Cell<usize>, sql: &str) -> Result<Vec<Statement>> {
+        calls.set(calls.get() + 1);
+        Ok(DFParser::parse_sql(sql)?.into_iter().collect())
+    }
+
+    #[test]
+    fn a_text_is_parsed_once_and_only_what_parses_is_kept() {
+        let parsed = Parsed::default();
+        let calls = std::cell::Cell::new(0);
+        let sql = "SELECT dept_code, sum(score) FROM dept_scores GROUP BY 1; SELECT 1";
+        let first = parsed.get_or_parse(sql, |s| parse(&calls, s)).unwrap();
+        let again = parsed.get_or_parse(sql, |s| parse(&calls, s)).unwrap();
+        assert_eq!(first, again);
+        assert_eq!(first.len(), 2);
+        assert_eq!(calls.get(), 1);
+        // Another spelling is another text.
+        parsed
+            .get_or_parse(&sql.to_lowercase(), |s| parse(&calls, s))
+            .unwrap();
+        assert_eq!(calls.get(), 2);
+        // An error is not kept: the next try parses again.
+        for _ in 0..2 {
+            assert!(parsed
+                .get_or_parse("SELEC 1", |s| parse(&calls, s))
+                .is_err());
+        }
+        assert_eq!(calls.get(), 4);
+        // Nor is a text longer than PARSED_TEXT.
+        let long = format!("SELECT {}1", "1 + ".repeat(PARSED_TEXT / 4));
+        for _ in 0..2 {
+            parsed.get_or_parse(&long, |s| parse(&calls, s)).unwrap();
+        }
+        assert_eq!(calls.get(), 6);
+    }
 }

@@ -107,7 +107,14 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        shared.metrics.render(),
+        shared.metrics.render(
+            shared.plans.physical_hits(),
+            shared
+                .base
+                .copied_config()
+                .get_extension::<crate::storage::Resident>()
+                .map_or(0, |resident| resident.held_bytes()),
+        ),
     )
         .into_response()
 }

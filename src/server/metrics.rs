@@ -1,5 +1,6 @@
 //! The server's Prometheus metrics (`GET /metrics`): queries and errors by protocol,
-//! a latency histogram, open connections, failed logins and each table's version.
+//! a latency histogram, open connections, failed logins, each table's version, plans
+//! reused and the bytes of files kept in memory.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +42,8 @@ pub struct Metrics {
     auth_failures: Family<Protocol, Counter>,
     table_versions: Family<TableLabel, Gauge>,
     plans_reused: Counter,
+    physical_plans_reused: Counter,
+    resident_bytes: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -61,6 +64,8 @@ impl Metrics {
         let auth_failures = Family::<Protocol, Counter>::default();
         let table_versions = Family::<TableLabel, Gauge>::default();
         let plans_reused = Counter::default();
+        let physical_plans_reused = Counter::default();
+        let resident_bytes = Gauge::default();
         registry.register(
             "queries",
             "Queries that ran to their end, failed or were stopped",
@@ -96,6 +101,16 @@ impl Metrics {
             "Queries planned from a plan kept from an earlier run of the same statement",
             plans_reused.clone(),
         );
+        registry.register(
+            "physical_plans_reused",
+            "Runs of a kept plan over few rows that executed a copy of its physical plan",
+            physical_plans_reused.clone(),
+        );
+        registry.register(
+            "resident_bytes",
+            "Bytes of data files kept in memory for scans of few rows",
+            resident_bytes.clone(),
+        );
         Arc::new(Metrics {
             registry,
             queries,
@@ -105,6 +120,8 @@ impl Metrics {
             auth_failures,
             table_versions,
             plans_reused,
+            physical_plans_reused,
+            resident_bytes,
         })
     }
 
@@ -158,8 +175,15 @@ impl Metrics {
         self.plans_reused.inc();
     }
 
-    /// The text exposition format.
-    pub fn render(&self) -> String {
+    /// The text exposition format, with the physical plans reused so far and the
+    /// bytes of files kept in memory now.
+    pub fn render(&self, physical_plans_reused: u64, resident_bytes: usize) -> String {
+        // The cache's own count, which only grows; renders at once cannot count twice.
+        self.physical_plans_reused
+            .inner()
+            .fetch_max(physical_plans_reused, std::sync::atomic::Ordering::Relaxed);
+        self.resident_bytes
+            .set(i64::try_from(resident_bytes).unwrap_or(i64::MAX));
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

@@ -838,15 +838,7 @@ async fn http_errors_auth_tables_health_and_metrics() {
         .await
         .unwrap();
     assert_eq!(health["status"], "ok");
-    let metrics = http
-        .get(url("/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&http, url("/metrics")).await;
     for name in [
         "kpidb_queries_total",
         "kpidb_query_errors_total",
@@ -854,6 +846,9 @@ async fn http_errors_auth_tables_health_and_metrics() {
         "kpidb_active_connections",
         "kpidb_auth_failures_total",
         "kpidb_table_version",
+        "kpidb_plans_reused_total",
+        "kpidb_physical_plans_reused_total",
+        "kpidb_resident_bytes",
     ] {
         assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
     }
@@ -888,6 +883,18 @@ async fn an_ingest_is_seen_by_a_running_server() {
     }
 }
 
+/// The server's `/metrics` at `url`.
+async fn metrics_text(http: &reqwest::Client, url: String) -> String {
+    http.get(url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// A statement sent again is planned from the plan kept for it, until an ingest
 /// changes what it reads: here the rollup behind dept_ranking, re-scored by the ingest.
 #[tokio::test]
@@ -896,28 +903,34 @@ async fn a_kept_plan_serves_repeats_until_an_ingest() {
     let served = Served::start(&data, SERVER_CONFIG, &[]);
     let client = connect(&served).await;
     let http = reqwest::Client::new();
-    let reused = || async {
-        let metrics = http
-            .get(format!("{}/metrics", served.http))
-            .bearer_auth(common::TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix("kpidb_plans_reused_total "))
-            .unwrap_or_else(|| panic!("no kpidb_plans_reused_total in:\n{metrics}"))
-            .parse::<u64>()
-            .unwrap()
+    let metric = |name: &'static str| {
+        let http = http.clone();
+        let url = format!("{}/metrics", served.http);
+        async move {
+            let metrics = metrics_text(&http, url).await;
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
+                .parse::<u64>()
+                .unwrap()
+        }
     };
     let sql = "SELECT rank, total_score FROM dept_ranking(2023) WHERE dept_code = '153'";
     let before = text_rows(&client, sql).await;
     assert_eq!(text_rows(&client, sql).await, before);
     assert_eq!(text_rows(&connect(&served).await, sql).await, before);
-    assert_eq!(reused().await, 2, "both repeats reuse the first plan");
+    assert_eq!(
+        metric("kpidb_plans_reused_total").await,
+        2,
+        "both repeats reuse the first plan"
+    );
+    // Over the sample's few rows the physical plan is reused too, and the rollup's
+    // files are kept in memory.
+    let physical = metric("kpidb_physical_plans_reused_total").await;
+    println!("physical plans reused: {physical}");
+    assert!(physical >= 2, "{physical}");
+    assert!(metric("kpidb_resident_bytes").await > 0);
 
     let csv = dir.path().join("rescore.csv");
     let rescored = common::stdout(&run(
