@@ -1,7 +1,9 @@
 //! The warehouse: a directory, or a prefix of an S3-compatible bucket, holding one
 //! Delta Lake table per model table.
 //! Owns creating, opening, committing to and reading the history of those tables,
-//! and pinning every table at once for time travel (see [`AsOf`]).
+//! and pinning every table at once for time travel (see [`AsOf`]). Reads a snapshot's
+//! files with DataFusion's Parquet scan ([`FilesTable`]), keeping small scans' files in
+//! memory ([`Resident`]).
 
 mod as_of;
 mod files;

@@ -311,8 +311,9 @@ impl TableProvider for FilesTable {
         // do; a scan of few rows keeps its files whole in memory too ([`Resident`]).
         // Where this process has no store for the files (a scheduler planning for
         // executors), each reader finds it when it runs.
+        let store_url = self.store()?;
         let runtime = state.runtime_env();
-        if let Ok(store) = runtime.object_store(self.store()?) {
+        if let Ok(store) = runtime.object_store(&store_url) {
             let footers = runtime.cache_manager.get_file_metadata_cache();
             let resident = state
                 .config()
@@ -321,14 +322,14 @@ impl TableProvider for FilesTable {
             source = source.with_parquet_file_reader_factory(match resident {
                 Some(resident) => Arc::new(ResidentFiles::new(
                     store,
-                    self.store()?.to_string(),
+                    store_url.to_string(),
                     footers,
                     resident,
                 )),
                 None => Arc::new(CachedParquetFileReaderFactory::new(store, footers)),
             });
         }
-        let config = FileScanConfigBuilder::new(self.store()?, Arc::new(source))
+        let config = FileScanConfigBuilder::new(store_url, Arc::new(source))
             .with_statistics(statistics)
             .with_file_groups(groups(files, state.config().target_partitions()))
             .with_projection_indices(Some(projection.iter().map(|&i| places[i]).collect()))?
