@@ -22,7 +22,6 @@
 //! lists, the physical optimizer's passes) costs more than answering such a question.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{self, AtomicU64};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -112,11 +111,23 @@ impl Default for PlanCache {
     }
 }
 
-#[derive(Default)]
+/// The plans kept, least recently used first out.
 struct Inner {
-    entries: HashMap<Key, Entry>,
-    tick: u64,
+    entries: lru::LruCache<Key, Entry>,
     hits: u64,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            entries: lru::LruCache::new(capacity()),
+            hits: 0,
+        }
+    }
+}
+
+fn capacity() -> std::num::NonZeroUsize {
+    std::num::NonZeroUsize::new(CAPACITY).expect("not zero")
 }
 
 /// The statement and the settings it was planned under (all of them, as text, one
@@ -131,7 +142,6 @@ struct Entry {
     generation: Vec<Option<u64>>,
     relations: Vec<Option<Arc<dyn TableProvider>>>,
     plan: LogicalPlan,
-    used: u64,
 }
 
 /// What a statement's plan was, or will be, made from: looked up before planning.
@@ -225,8 +235,6 @@ impl PlanCache {
             }
         }
         let mut inner = self.lock();
-        inner.tick += 1;
-        let tick = inner.tick;
         let key = lookup.key.as_ref().expect("checked above");
         let plan = inner.entries.get_mut(key).and_then(|entry| {
             let same = entry.generation == lookup.generation
@@ -240,10 +248,7 @@ impl PlanCache {
                         (None, None) => true,
                         _ => false,
                     });
-            same.then(|| {
-                entry.used = tick;
-                entry.plan.clone()
-            })
+            same.then(|| entry.plan.clone())
         });
         inner.hits += u64::from(plan.is_some());
         (lookup, plan)
@@ -272,35 +277,30 @@ impl PlanCache {
             false => optimized,
         };
         let mut inner = self.lock();
-        inner.tick += 1;
-        let used = inner.tick;
-        inner
+        // Plans of another generation can no longer be used: the tables they were
+        // planned from have changed. (Every keep leaves one generation, so they go
+        // all together.)
+        if inner
             .entries
-            .retain(|_, entry| entry.generation == lookup.generation);
-        if let Some(shared) = inner
+            .iter()
+            .any(|(_, entry)| entry.generation != lookup.generation)
+        {
+            inner.entries.clear();
+        }
+        if let Some((shared, _)) = inner
             .entries
-            .keys()
-            .find(|kept| kept.settings == key.settings)
+            .iter()
+            .find(|(kept, _)| kept.settings == key.settings)
         {
             key.settings = Arc::clone(&shared.settings);
         }
-        if inner.entries.len() >= CAPACITY && !inner.entries.contains_key(&key) {
-            let oldest = inner
-                .entries
-                .iter()
-                .min_by_key(|(_, entry)| entry.used)
-                .map(|(key, _)| key as *const Key);
-            if let Some(oldest) = oldest {
-                inner.entries.retain(|key, _| !std::ptr::eq(key, oldest));
-            }
-        }
-        inner.entries.insert(
+        // The least recently used goes when the cache is full.
+        inner.entries.put(
             key,
             Entry {
                 generation: lookup.generation,
                 relations: lookup.relations,
                 plan: plan.clone(),
-                used,
             },
         );
         plan
@@ -506,6 +506,40 @@ mod tests {
     fn parse(calls: &std::cell::Cell<usize>, sql: &str) -> Result<Vec<Statement>> {
         calls.set(calls.get() + 1);
         Ok(DFParser::parse_sql(sql)?.into_iter().collect())
+    }
+
+    /// Plans `sql` through `cache` under `generation`; whether it was a kept plan.
+    async fn run(cache: &PlanCache, sql: &str, generation: u64) -> bool {
+        let state = datafusion::prelude::SessionContext::new().state();
+        let statement = DFParser::parse_sql(sql).unwrap().pop_front().unwrap();
+        let generation = vec![Some(generation)];
+        let (lookup, kept) = cache.lookup(&state, &statement, generation.clone()).await;
+        if kept.is_some() {
+            return true;
+        }
+        let plan = state.statement_to_plan(statement).await.unwrap();
+        let optimized = state.optimize(&plan).unwrap();
+        cache.keep(lookup, &plan, optimized, &generation);
+        false
+    }
+
+    #[tokio::test]
+    async fn the_least_recently_used_plan_goes_and_a_new_generation_drops_all() {
+        let cache = PlanCache::new();
+        for i in 0..CAPACITY {
+            assert!(!run(&cache, &format!("SELECT {i}"), 1).await);
+        }
+        // The first is used again, so the second is the least recently used.
+        assert!(run(&cache, "SELECT 0", 1).await);
+        assert!(!run(&cache, &format!("SELECT {CAPACITY}"), 1).await);
+        assert_eq!(cache.len(), CAPACITY);
+        assert!(run(&cache, "SELECT 0", 1).await);
+        assert!(!run(&cache, "SELECT 1", 1).await);
+        assert!(run(&cache, &format!("SELECT {CAPACITY}"), 1).await);
+        // Another generation: nothing kept is used, and the old plans go.
+        assert!(!run(&cache, "SELECT 0", 2).await);
+        assert_eq!(cache.len(), 1);
+        assert!(run(&cache, "SELECT 0", 2).await);
     }
 
     #[test]
