@@ -6,22 +6,26 @@
 //! filters ([`crate::storage::rows_read`]); a scan of anything whose size is not
 //! recorded keeps the session's partitions. Such a plan also passes no dynamic filters
 //! from joins, top-k sorts or aggregates down to its scans: they pay on large tables.
-//! A kept plan ([`crate::plans`]) over few rows is planned once and run again.
+//! A kept plan ([`crate::plans`]) over few rows is planned once and run again, each run
+//! a copy with its operators' state and its scans' metrics renewed.
 
+use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::Result;
+use datafusion::datasource::physical_plan::{FileScanConfig, FileSource, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::context::{QueryPlanner, SessionState};
 use datafusion::logical_expr::expr_rewriter::unnormalize_cols;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
-use datafusion::physical_plan::execution_plan::reset_plan_states;
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::scalar_subquery::ScalarSubqueryExec;
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::{DisplayFormatType, ExecutionPlan};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 
 use crate::plans::Kept;
@@ -48,9 +52,9 @@ impl QueryPlanner for SizedPlanner {
 
 /// Plans `plan` (optimised) in `session`, or in a copy of it with one partition when
 /// the plan reads few rows. A kept plan ([`Kept`]) over few rows is planned by its
-/// first run only: the runs after it execute a copy of that physical plan with its
-/// state reset (DataFusion's `reset_plan_states`, as recursive queries re-run theirs).
-/// Such plans pass no dynamic filters down, the state a reset copy would not renew.
+/// first run only: every run, the first too, executes a [`run_copy`] of that physical
+/// plan, which itself never runs. Such plans pass no dynamic filters down, the state a
+/// copy would not renew.
 pub async fn physical_plan(
     plan: &LogicalPlan,
     session: &dyn Session,
@@ -59,14 +63,113 @@ pub async fn physical_plan(
         return Ok(sized(plan, session).await?.0);
     };
     if let Some(physical) = kept.physical() {
-        return reset_plan_states(physical);
+        if let Some(copy) = run_copy(&physical, Checked::Before)? {
+            return Ok(copy);
+        }
     }
     let (physical, few) = sized(kept.plan(), session).await?;
     if !few || recursive(kept.plan()) || shares_results(&physical) {
         return Ok(physical);
     }
-    kept.keep_physical(Arc::clone(&physical));
-    reset_plan_states(physical)
+    match run_copy(&physical, Checked::Now)? {
+        Some(copy) => {
+            kept.keep_physical(physical);
+            Ok(copy)
+        }
+        // A scan whose copies would share what it gathers: planned afresh every run.
+        None => Ok(physical),
+    }
+}
+
+/// A copy of a kept physical plan for one run: each operator's state reset
+/// (DataFusion's `reset_plan_states`, as recursive queries re-run theirs) and each
+/// Parquet scan given a source of its own. A scan's source holds the metrics its files
+/// register as they open, and a reset keeps the scan's source: shared by every run, it
+/// would grow by each file of each run for as long as the plan is kept. `None` when a
+/// file scan is not one whose source this can renew exactly.
+///
+/// Each operator takes its copied inputs keeping the properties it has (they are the
+/// same plan's), as a reset does: recomputing them costs more than the rest of a small
+/// question's planning.
+fn run_copy(
+    plan: &Arc<dyn ExecutionPlan>,
+    checked: Checked,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    if let Some(scan) = plan.downcast_ref::<DataSourceExec>() {
+        if let Some(config) = scan.data_source().downcast_ref::<FileScanConfig>() {
+            return Ok(renewed_scan(scan, config, checked));
+        }
+    }
+    let mut inputs = Vec::new();
+    for input in plan.children() {
+        match run_copy(input, checked)? {
+            Some(input) => inputs.push(input),
+            None => return Ok(None),
+        }
+    }
+    let keep = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep);
+    let copy = match inputs.is_empty() {
+        true => Arc::clone(plan),
+        false => Arc::clone(plan).replace_children(inputs, keep)?,
+    };
+    Ok(Some(copy.reset_state()?))
+}
+
+/// A file scan with a source of its own: a Parquet source rebuilt from the parts it was
+/// made of (its schema, options, predicate, readers and projection). `None` for another
+/// file format, or a Parquet source the rebuilt one does not match. (A scan of rows in
+/// memory gathers nothing between runs: a reset is all it needs.)
+fn renewed_scan(
+    scan: &DataSourceExec,
+    config: &FileScanConfig,
+    checked: Checked,
+) -> Option<Arc<dyn ExecutionPlan>> {
+    let source = config.file_source().downcast_ref::<ParquetSource>()?;
+    let mut fresh = ParquetSource::new(source.table_schema().clone())
+        .with_table_parquet_options(source.table_parquet_options().clone());
+    if let Some(predicate) = source.filter() {
+        fresh = fresh.with_predicate(predicate);
+    }
+    if let Some(readers) = source.parquet_file_reader_factory() {
+        fresh = fresh.with_parquet_file_reader_factory(Arc::clone(readers));
+    }
+    if let Some(projection) = source.projection() {
+        let projected = fresh.try_pushdown_projection(projection).ok()??;
+        fresh = projected.downcast_ref::<ParquetSource>()?.clone();
+    }
+    // What the source shows (its predicate, the order it reads row groups in) and what
+    // it reads must be the scan's own; a batch size is given to each run's source as
+    // it opens, and a metadata size hint only sizes the first read of a footer.
+    if checked == Checked::Now {
+        let same = fresh.table_schema().table_schema() == source.table_schema().table_schema()
+            && fresh.table_parquet_options() == source.table_parquet_options()
+            && fresh.projection() == source.projection()
+            && Shown(&fresh).to_string() == Shown(source).to_string();
+        if !same {
+            return None;
+        }
+    }
+    let mut config = config.clone();
+    config.file_source = Arc::new(fresh);
+    Some(Arc::new(scan.clone().with_data_source(Arc::new(config))))
+}
+
+/// Whether a plan's scans are to be checked as they are renewed: when the plan is kept,
+/// which is `Now`; rebuilding a source from the same parts gives the same source every
+/// run after (and showing one builds its pruning predicate, costlier than the rest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checked {
+    Now,
+    Before,
+}
+
+/// A file source as `EXPLAIN VERBOSE` shows it.
+struct Shown<'a>(&'a dyn FileSource);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt_extra(DisplayFormatType::Verbose, f)
+    }
 }
 
 /// `plan` planned, and whether it was planned as reading few rows: in one partition,

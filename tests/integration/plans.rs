@@ -3,6 +3,8 @@
 //! those it was planned from; anything of the moment is planned every time.
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::physical_plan::{collect, ExecutionPlan};
 use kpidb::ingest::{ingest, IngestRequest};
 use kpidb::{AsOf, Engine, Warehouse, WriteMode};
 
@@ -230,6 +232,55 @@ async fn every_query_in_queries_answers_the_same_from_a_kept_plan() {
     assert!(engine.plans().hits() >= 2 * files.len() as u64);
     // The sample city is small: every kept plan ran again without physical planning.
     assert!(engine.plans().physical_hits() >= files.len() as u64);
+}
+
+/// The rows each scan of a physical plan reported it returned, in plan order.
+fn scanned_rows(plan: &std::sync::Arc<dyn ExecutionPlan>) -> Vec<usize> {
+    let mut rows = Vec::new();
+    plan.apply(|node| {
+        if node.children().is_empty() {
+            rows.push(node.metrics().and_then(|m| m.output_rows()).unwrap_or(0));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .unwrap();
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_run_of_a_kept_physical_plan_reports_its_own_scans_alone() {
+    let warehouse = Warehouse::open(kpidb::sample::shipped::warehouse().unwrap()).unwrap();
+    let engine = Engine::open(warehouse).await.unwrap();
+    // Raw scores, a rollup read through the rewrite, and a dimension table joined.
+    let sql = "SELECT d.dept_name, s.year, sum(s.score) AS total, count(*) AS n \
+               FROM dept_scores s JOIN departments d ON d.dept_code = s.dept_code \
+               WHERE s.year >= 2022 GROUP BY d.dept_name, s.year ORDER BY 1, 2";
+    let mut first = None;
+    for run in 0..12 {
+        let (state, plan) = engine.sql(sql).await.unwrap().into_parts();
+        let optimized = state.optimize(&plan).unwrap();
+        let physical = state
+            .query_planner()
+            .create_physical_plan(&optimized, &state)
+            .await
+            .unwrap();
+        let batches = collect(std::sync::Arc::clone(&physical), state.task_ctx())
+            .await
+            .unwrap();
+        let rows = scanned_rows(&physical);
+        assert!(rows.iter().all(|&r| r > 0), "run {run}: {rows:?}");
+        // Each run's scans count that run's rows: as many as the first run's, not
+        // the sum of every run's of the plan they were copied from.
+        let answer = pretty_format_batches(&batches).unwrap().to_string();
+        match &first {
+            None => first = Some((rows, answer)),
+            Some((rows_then, answer_then)) => {
+                assert_eq!(&rows, rows_then, "run {run}");
+                assert_eq!(&answer, answer_then, "run {run}");
+            }
+        }
+    }
+    assert!(engine.plans().physical_hits() >= 11);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
