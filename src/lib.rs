@@ -23,6 +23,8 @@
 //!    - [`runs`]: aggregates grouped by partition columns (`GROUP BY year`) fed run by
 //!      run of equal keys to their accumulators, without hashing each row (a physical
 //!      rule every session has).
+//!    - [`shared`]: a subplan named more than once (a CTE's references) computed once
+//!      per run and read by each reference, where it reads few rows.
 //!    - [`sizing`]: plans over few rows (by the Delta log's counts) made in one
 //!      partition (the physical planner every session has).
 //!    - [`plans`]: repeated SQL planned once: optimised plans kept while the
@@ -73,6 +75,7 @@ pub mod runs;
 pub mod sample;
 pub mod server;
 pub mod shape;
+pub mod shared;
 pub mod sizing;
 pub mod storage;
 pub mod walk;

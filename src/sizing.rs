@@ -29,6 +29,7 @@ use datafusion::physical_plan::{DisplayFormatType, ExecutionPlan};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 
 use crate::plans::Kept;
+use crate::shared::{share_repeats, RunSlots, SharedExec, SharedPlanner};
 
 /// At most this many rows read in all, a plan runs in one partition. A decoded and
 /// aggregated row costs a few nanoseconds, so splitting 100,000 of them over two cores
@@ -63,7 +64,7 @@ pub async fn physical_plan(
         return Ok(sized(plan, session).await?.0);
     };
     if let Some(physical) = kept.physical() {
-        if let Some(copy) = run_copy(&physical, Checked::Before)? {
+        if let Some(copy) = run_copy(&physical, Checked::Before, &mut RunSlots::default())? {
             return Ok(copy);
         }
     }
@@ -71,7 +72,7 @@ pub async fn physical_plan(
     if !few || recursive(kept.plan()) || shares_results(&physical) {
         return Ok(physical);
     }
-    match run_copy(&physical, Checked::Now)? {
+    match run_copy(&physical, Checked::Now, &mut RunSlots::default())? {
         Some(copy) => {
             kept.keep_physical(physical);
             Ok(copy)
@@ -90,10 +91,12 @@ pub async fn physical_plan(
 ///
 /// Each operator takes its copied inputs keeping the properties it has (they are the
 /// same plan's), as a reset does: recomputing them costs more than the rest of a small
-/// question's planning.
+/// question's planning. The readers of a shared subplan ([`SharedExec`]) share one new
+/// slot of `slots`, this run's.
 fn run_copy(
     plan: &Arc<dyn ExecutionPlan>,
     checked: Checked,
+    slots: &mut RunSlots,
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     if let Some(scan) = plan.downcast_ref::<DataSourceExec>() {
         if let Some(config) = scan.data_source().downcast_ref::<FileScanConfig>() {
@@ -102,10 +105,13 @@ fn run_copy(
     }
     let mut inputs = Vec::new();
     for input in plan.children() {
-        match run_copy(input, checked)? {
+        match run_copy(input, checked, slots)? {
             Some(input) => inputs.push(input),
             None => return Ok(None),
         }
+    }
+    if let (Some(shared), [input]) = (plan.downcast_ref::<SharedExec>(), &inputs[..]) {
+        return Ok(Some(shared.for_run(Arc::clone(input), slots)));
     }
     let keep = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep);
     let copy = match inputs.is_empty() {
@@ -173,12 +179,19 @@ impl fmt::Display for Shown<'_> {
 }
 
 /// `plan` planned, and whether it was planned as reading few rows: in one partition,
-/// without dynamic filters.
+/// without dynamic filters. Either way a subplan it names more than once that reads few
+/// rows is computed once per run ([`crate::shared`]).
 async fn sized(
     plan: &LogicalPlan,
     session: &dyn Session,
 ) -> Result<(Arc<dyn ExecutionPlan>, bool)> {
-    let planner = DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(KeptInput)]);
+    // A subplan named more than once (a CTE's references) computed once per run.
+    let shared = share_repeats(plan, |subplan| reads_few_rows(subplan, session))?;
+    let plan = shared.as_ref().unwrap_or(plan);
+    let planner = DefaultPhysicalPlanner::with_extension_planners(vec![
+        Arc::new(KeptInput),
+        Arc::new(SharedPlanner::default()),
+    ]);
     if let Some(state) = session.as_any().downcast_ref::<SessionState>() {
         if reads_few_rows(plan, session) {
             let mut one = state.clone();

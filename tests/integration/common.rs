@@ -290,3 +290,27 @@ impl JsonResponse for reqwest::Response {
             .map_err(|e| format!("{e} in {}", String::from_utf8_lossy(&body)))
     }
 }
+
+/// The physical plan one run of `sql` on `engine` executes (as `kpidb bench` plans it:
+/// a kept plan's copy where there is one), and its answer as a table.
+pub async fn planned_run(
+    engine: &kpidb::Engine,
+    sql: &str,
+) -> (
+    std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    String,
+) {
+    let (state, plan) = engine.sql(sql).await.unwrap().into_parts();
+    let optimized = state.optimize(&plan).unwrap();
+    let physical = state
+        .query_planner()
+        .create_physical_plan(&optimized, &state)
+        .await
+        .unwrap();
+    let batches =
+        datafusion::physical_plan::collect(std::sync::Arc::clone(&physical), state.task_ctx())
+            .await
+            .unwrap();
+    let answer = datafusion::arrow::util::pretty::pretty_format_batches(&batches).unwrap();
+    (physical, answer.to_string())
+}

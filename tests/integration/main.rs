@@ -22,6 +22,7 @@ mod reports;
 mod rollups;
 mod s3;
 mod server;
+mod shared;
 
 use std::io::Write;
 

@@ -4,11 +4,11 @@
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::physical_plan::{collect, ExecutionPlan};
+use datafusion::physical_plan::ExecutionPlan;
 use kpidb::ingest::{ingest, IngestRequest};
 use kpidb::{AsOf, Engine, Warehouse, WriteMode};
 
-use crate::common::sample_copy;
+use crate::common::{planned_run, sample_copy};
 
 async fn answer(engine: &Engine, sql: &str) -> String {
     let batches = engine
@@ -257,21 +257,11 @@ async fn each_run_of_a_kept_physical_plan_reports_its_own_scans_alone() {
                WHERE s.year >= 2022 GROUP BY d.dept_name, s.year ORDER BY 1, 2";
     let mut first = None;
     for run in 0..12 {
-        let (state, plan) = engine.sql(sql).await.unwrap().into_parts();
-        let optimized = state.optimize(&plan).unwrap();
-        let physical = state
-            .query_planner()
-            .create_physical_plan(&optimized, &state)
-            .await
-            .unwrap();
-        let batches = collect(std::sync::Arc::clone(&physical), state.task_ctx())
-            .await
-            .unwrap();
+        let (physical, answer) = planned_run(&engine, sql).await;
         let rows = scanned_rows(&physical);
         assert!(rows.iter().all(|&r| r > 0), "run {run}: {rows:?}");
         // Each run's scans count that run's rows: as many as the first run's, not
         // the sum of every run's of the plan they were copied from.
-        let answer = pretty_format_batches(&batches).unwrap().to_string();
         match &first {
             None => first = Some((rows, answer)),
             Some((rows_then, answer_then)) => {
