@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("output", 3),
     ("decimal", 3),
     ("runs", 3),
+    ("shared", 3),
     ("sizing", 3),
     ("plans", 3),
     ("rollup", 4),
